@@ -1,0 +1,83 @@
+"""Safe loading and saving of weight files (state dicts only; nothing is ever unpickled as arbitrary objects).
+
+`.safetensors` files go through safetensors; anything else through `torch.load(weights_only=True)`, which refuses
+pickled code. BasicSR-style wrappers (`params_ema`, `params`, `state_dict`) are unwrapped.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from pipeline.fileio import atomic_path
+
+WRAPPER_KEYS = ("params_ema", "params", "state_dict")
+
+
+class CheckpointError(Exception):
+    """A weights file that is missing, unreadable, not a state dict, or does not fit the network."""
+
+
+def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (state dict, metadata) from a .safetensors or weights-only .pth/.pt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        except Exception as e:  # safetensors raises several types for a corrupt header
+            raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refuses pickled objects; other formats fail to parse
+        raise CheckpointError(f"{path} is not a weights-only checkpoint ({type(e).__name__}: {e})") from None
+    meta = {}
+    if isinstance(obj, dict):
+        meta = {k: v for k, v in obj.get("meta", {}).items() if isinstance(v, str)} if isinstance(obj.get("meta"), dict) else {}
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return obj, meta
+
+
+def save_state_dict(path: str | os.PathLike, state: dict[str, torch.Tensor], meta: dict[str, str] | None = None):
+    """Write a state dict as safetensors, atomically; `meta` values must be strings."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta or {})
+
+
+def key_mismatch(expected: list[str], given: list[str], max_listed: int = 5) -> str:
+    """One line naming the first few missing and unexpected keys of `given` against `expected` (empty if none)."""
+    expected_set, given_set = set(expected), set(given)
+    missing = [k for k in expected if k not in given_set]
+    unexpected = [k for k in given if k not in expected_set]
+
+    def listing(keys):
+        more = f", ... (+{len(keys) - max_listed} more)" if len(keys) > max_listed else ""
+        return f"{len(keys)}: " + ", ".join(keys[:max_listed]) + more
+    parts = ([f"missing keys ({listing(missing)})"] if missing else []) + \
+            ([f"unexpected keys ({listing(unexpected)})"] if unexpected else [])
+    return "; ".join(parts)
+
+
+def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load `state` strictly; a key or shape mismatch raises CheckpointError with a one-line description."""
+    reference = module.state_dict()
+    mismatch = key_mismatch(list(reference), list(state))
+    if mismatch:
+        raise CheckpointError(f"checkpoint does not fit {type(module).__name__}: {mismatch}")
+    wrong = [k for k, v in state.items() if v.shape != reference[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"checkpoint does not fit {type(module).__name__}: {len(wrong)} tensors have other "
+                              f"shapes, e.g. {k}: {tuple(state[k].shape)} vs {tuple(reference[k].shape)}")
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,62 @@
+"""Crash-safe file writing and uint8 RGB image I/O shared by every stage.
+
+Every file the pipeline produces goes through `atomic_path`: it is written under a temporary name in the same
+folder and renamed into place only when complete, so a crash never leaves a half file that looks finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as an H x W x 3 uint8 RGB array (grey and RGBA are converted)."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write an H x W x 3 (or H x W) uint8 array; the format follows the suffix of `path`."""
+    if img.dtype != np.uint8:
+        raise TypeError(f"write_image expects uint8, got {img.dtype}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` (and its subfolders if `recursive`), sorted by path."""
+    paths = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
