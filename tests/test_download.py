@@ -1,0 +1,302 @@
+"""pipeline.data.download against a local HTTP server on 127.0.0.1 that supports Range and can cut transfers."""
+import copy
+import hashlib
+import http.server
+import io
+import re
+import tarfile
+import threading
+import zipfile
+
+import pytest
+
+from pipeline.data import download
+from pipeline.data.download import ChecksumError, MissingSourceError, UnsafeArchiveError, fetch
+
+PAYLOAD = bytes(range(256)) * 64  # 16 KiB, so a cut after 5000 bytes leaves a real partial file
+
+
+class FileServer:
+    """Serves `files` (path -> bytes); records (path, Range header) per request; can cut or ignore Range."""
+
+    def __init__(self):
+        self.files, self.requests, self.cut_first = {}, [], {}
+        self.ignore_range = False
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path, rng = self.path.lstrip("/"), self.headers.get("Range")
+                server.requests.append((path, rng))
+                if path not in server.files:
+                    self.send_error(404)
+                    return
+                data, start = server.files[path], 0
+                if rng and not server.ignore_range:
+                    start = int(re.match(r"bytes=(\d+)-", rng).group(1))
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[:server.cut_first.pop(path, len(body))])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.httpd.server_port}/{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FileServer()
+    yield s
+    s.close()
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def weights_entry(url, data, value="pinned"):
+    value = sha256(data) if value == "pinned" else value
+    checksum = {"algorithm": "sha256", "value": value, "note": "none published upstream"}
+    return {"kind": "weights", "description": "d", "licence": "l", "layout": "l",
+            "target": "data/weights/net.pth",
+            "files": [{"urls": [url], "size": len(data), "archive": "none", "checksum": checksum}]}
+
+
+def dataset_entry(url, data, archive, provides):
+    return {"kind": "dataset", "description": "d", "licence": "l", "layout": "l", "target": "data/raw/set",
+            "files": [{"urls": [url], "size": len(data), "archive": archive,
+                       "checksum": {"algorithm": "sha256", "value": sha256(data)}}],
+            "provides": provides}
+
+
+def make_zip(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def make_tar(members, symlinks=()):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+        for name, link in symlinks:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, link
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def all_files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_weights_download_verified_and_moved_into_place(server, tmp_path):
+    server.files["net.pth"] = PAYLOAD
+    path = fetch("net", weights_entry(server.url("net.pth"), PAYLOAD), tmp_path, progress=False)
+    assert path == tmp_path / "data/weights/net.pth"
+    assert path.read_bytes() == PAYLOAD
+    assert not any((tmp_path / "data/downloads").rglob("*.pth*"))  # moved, not copied; no .part left
+
+
+def test_already_verified_makes_no_request(server, tmp_path):
+    server.files["net.pth"] = PAYLOAD
+    server.files["set.zip"] = archive = make_zip({"imgs/a.png": b"png-bytes"})
+    weights = weights_entry(server.url("net.pth"), PAYLOAD)
+    dataset = dataset_entry(server.url("set.zip"), archive, "zip", {"S": "imgs"})
+    fetch("net", weights, tmp_path, progress=False)
+    target = fetch("set", dataset, tmp_path, progress=False)
+    assert (target / "imgs/a.png").read_bytes() == b"png-bytes"
+    server.requests.clear()
+    assert fetch("net", weights, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert fetch("set", dataset, tmp_path, progress=False) == target
+    assert server.requests == []
+
+
+def test_cut_connection_is_resumed_by_the_next_fetch(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "RESUME_ATTEMPTS", 1)
+    server.files["net.pth"] = PAYLOAD
+    server.cut_first["net.pth"] = 5000
+    entry = weights_entry(server.url("net.pth"), PAYLOAD)
+    with pytest.raises(MissingSourceError, match="resumes"):
+        fetch("net", entry, tmp_path, progress=False)
+    part = tmp_path / "data/downloads/net/net.pth.part"
+    assert part.read_bytes() == PAYLOAD[:5000]
+
+    path = fetch("net", entry, tmp_path, progress=False)
+    assert server.requests == [("net.pth", None), ("net.pth", "bytes=5000-")]
+    assert path.read_bytes() == PAYLOAD
+    assert not part.exists()
+
+
+def test_cut_connection_is_resumed_within_one_fetch(server, tmp_path):
+    server.files["net.pth"] = PAYLOAD
+    server.cut_first["net.pth"] = 7000
+    path = fetch("net", weights_entry(server.url("net.pth"), PAYLOAD), tmp_path, progress=False)
+    assert server.requests == [("net.pth", None), ("net.pth", "bytes=7000-")]
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    server.ignore_range = True
+    server.files["net.pth"] = PAYLOAD
+    server.cut_first["net.pth"] = 3000
+    path = fetch("net", weights_entry(server.url("net.pth"), PAYLOAD), tmp_path, progress=False)
+    assert server.requests[1] == ("net.pth", "bytes=3000-")  # asked to resume, got the whole file again
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_mirrors_are_tried_in_order(server, tmp_path):
+    server.files["mirror2/net.pth"] = PAYLOAD
+    entry = weights_entry(server.url("mirror1/net.pth"), PAYLOAD)
+    entry["files"][0]["urls"].append(server.url("mirror2/net.pth"))
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["mirror1/net.pth", "mirror2/net.pth"]
+
+
+def test_checksum_mismatch_leaves_no_file(server, tmp_path):
+    server.files["net.pth"] = PAYLOAD
+    entry = weights_entry(server.url("net.pth"), PAYLOAD, value="0" * 64)
+    with pytest.raises(ChecksumError, match="does not match"):
+        fetch("net", entry, tmp_path, progress=False)
+    assert all_files(tmp_path) == []
+
+
+def test_size_mismatch_leaves_no_file(server, tmp_path):
+    server.files["set.zip"] = archive = make_zip({"imgs/a.png": b"x"})
+    entry = dataset_entry(server.url("set.zip"), archive, "zip", {"S": "imgs"})
+    entry["files"][0]["size"] += 1
+    with pytest.raises(ChecksumError, match="size"):
+        fetch("set", entry, tmp_path, progress=False)
+    assert all_files(tmp_path) == []
+
+
+def test_unpinned_checksum_is_refused_until_pinned(server, tmp_path):
+    server.files["net.pth"] = PAYLOAD
+    entry = weights_entry(server.url("net.pth"), PAYLOAD, value=None)
+    with pytest.raises(ChecksumError) as err:
+        fetch("net", entry, tmp_path, progress=False)
+    assert sha256(PAYLOAD) in str(err.value) and "data/registry.yaml" in str(err.value)
+    assert not (tmp_path / "data/weights/net.pth").exists()
+
+    entry["files"][0]["checksum"]["value"] = sha256(PAYLOAD)  # what the user pins
+    server.requests.clear()
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert server.requests == []  # the refused download was kept
+
+
+@pytest.mark.parametrize("kind, archive", [
+    ("zip", make_zip({"ok.txt": b"ok", "../evil": b"evil"})),
+    ("tar", make_tar({"ok.txt": b"ok", "../evil": b"evil"})),
+    ("tar", make_tar({"ok.txt": b"ok", "/tmp/evil": b"evil"})),
+    ("tar", make_tar({"ok.txt": b"ok"}, symlinks=[("link", "../../../evil")])),
+])
+def test_archive_member_outside_target_is_refused(server, tmp_path, kind, archive):
+    server.files["set.bin"] = archive
+    entry = dataset_entry(server.url("set.bin"), archive, kind, {"S": "ok.txt"})
+    with pytest.raises(UnsafeArchiveError):
+        fetch("set", entry, tmp_path, progress=False)
+    assert all_files(tmp_path) == ["data/downloads/set/set.bin"]  # nothing extracted anywhere
+    assert [p.name for p in (tmp_path / "data/raw").iterdir()] == []
+
+
+def test_tgz_with_plain_file_is_combined_into_one_folder(server, tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("IMGS/a.bmp")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"bmp"))
+    meta = b"img_name,mos\na.bmp,3.5\n"
+    server.files["imgs.tgz"], server.files["meta.csv"] = buf.getvalue(), meta
+    entry = dataset_entry(server.url("imgs.tgz"), buf.getvalue(), "tgz",
+                          {"S": {"images": "IMGS", "scores": "meta.csv", "format": "pyiqa_meta"}})
+    entry["files"].append({"urls": [server.url("meta.csv")], "size": None, "archive": "none",
+                           "checksum": {"algorithm": "md5", "value": hashlib.md5(meta).hexdigest()}})
+    target = fetch("set", entry, tmp_path, progress=False)
+    assert all_files(target) == [".verified.json", "IMGS/a.bmp", "meta.csv"]
+    assert list((tmp_path / "data/downloads/set").iterdir()) == []
+
+
+def test_missing_provided_path_keeps_the_verified_download(server, tmp_path):
+    server.files["set.zip"] = archive = make_zip({"other/a.png": b"x"})
+    entry = dataset_entry(server.url("set.zip"), archive, "zip", {"S": "imgs"})
+    with pytest.raises(MissingSourceError, match="other"):
+        fetch("set", entry, tmp_path, progress=False)
+    assert not (tmp_path / "data/raw/set").exists()
+    entry["provides"] = {"S": "other"}
+    server.requests.clear()
+    assert (fetch("set", entry, tmp_path, progress=False) / "other/a.png").exists()
+    assert server.requests == []
+
+
+def test_unreachable_source_names_url_and_where_to_place_it(server, tmp_path):
+    entry = weights_entry(server.url("missing.pth"), PAYLOAD)
+    with pytest.raises(MissingSourceError) as err:
+        fetch("net", entry, tmp_path, progress=False)
+    message = str(err.value)
+    assert server.url("missing.pth") in message and "404" in message
+    assert str(tmp_path / "data/downloads/net/missing.pth") in message
+
+
+def test_file_placed_by_hand_is_verified_without_network(server, tmp_path):
+    entry = weights_entry(server.url("net.pth"), PAYLOAD)
+    placed = tmp_path / "data/downloads/net/net.pth"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(PAYLOAD)
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert server.requests == []
+
+
+def test_foreign_dataset_folder_is_not_overwritten(server, tmp_path):
+    (tmp_path / "data/raw/set").mkdir(parents=True)
+    (tmp_path / "data/raw/set/mine.txt").write_text("keep")
+    entry = dataset_entry(server.url("set.zip"), b"", "zip", {"S": "imgs"})
+    with pytest.raises(MissingSourceError, match="not made by the downloader"):
+        fetch("set", entry, tmp_path, progress=False)
+    assert (tmp_path / "data/raw/set/mine.txt").read_text() == "keep"
+    assert server.requests == []
+
+
+MANUAL = {"kind": "dataset", "description": "d", "licence": "l", "layout": "l", "target": "data/raw/Real",
+          "manual": {"page": "https://example.org/real", "instructions": "Extract the tarball here."},
+          "provides": {"Real": {"hr": "Test", "pattern": "*/4/*"}}}
+
+
+def test_manual_source_missing_names_page_and_folder(tmp_path):
+    with pytest.raises(MissingSourceError) as err:
+        fetch("real", copy.deepcopy(MANUAL), tmp_path, progress=False)
+    message = str(err.value)
+    assert "https://example.org/real" in message and str(tmp_path / "data/raw/Real") in message
+    assert "Test/*/4/*" in message
+
+
+def test_manual_source_in_place_is_accepted(tmp_path):
+    folder = tmp_path / "data/raw/Real/Test/Canon/4"
+    folder.mkdir(parents=True)
+    (folder / "a_HR.png").write_bytes(b"h")
+    (folder / "a_LR4.png").write_bytes(b"l")
+    assert fetch("real", copy.deepcopy(MANUAL), tmp_path, progress=False) == tmp_path / "data/raw/Real"

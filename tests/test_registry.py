@@ -1,0 +1,118 @@
+"""data/registry.yaml is complete and valid; pipeline.data.registry rejects malformed entries by field."""
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.data.registry import load_registry, provided_paths, validate_entry
+
+REGISTRY = Path(__file__).resolve().parents[1] / "data/registry.yaml"
+
+SETS = ["DIV2K_train", "DIV2K100", "Flickr2K", "OST", "Set5", "Set14", "B100", "Urban100", "RealSR", "DRealSR",
+        "PIPAL", "KonIQ-10k", "LIVE-itW", "Ma"]
+WEIGHT_FILES = ["vgg19-dcbb9e9d.pth", "LPIPS_v0.1_alex-df73285e.pth", "alexnet-owt-7be5be79.pth",
+                "DISTS_weights-f5e65c96.pth", "vgg16-397923af.pth", "niqe_modelparameters.mat",
+                "RRDB_PSNR_x4.pth", "RRDB_ESRGAN_x4.pth", "ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth",
+                "RealESRGAN_x4plus.pth", "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(REGISTRY)
+
+
+def test_every_paper_set_is_provided_once(registry):
+    names = [s for e in registry.values() if e["kind"] == "dataset" for s in e["provides"]]
+    assert sorted(names) == sorted(SETS)
+
+
+def test_every_weight_file_is_listed(registry):
+    targets = {Path(e["target"]).name for e in registry.values() if e["kind"] == "weights"}
+    assert set(WEIGHT_FILES) <= targets
+    assert any(t.endswith(".safetensors") for t in targets)  # the CLIP RN50 weights for open_clip
+
+
+def test_targets_are_distinct(registry):
+    targets = [e["target"] for e in registry.values()]
+    assert len(targets) == len(set(targets))
+
+
+def test_pinned_checksums_cite_their_source(registry):
+    for name, entry in registry.items():
+        for spec in entry.get("files", []):
+            if spec["checksum"]["value"] is not None:
+                assert spec["checksum"].get("source"), name
+
+
+def test_sr_sets_are_folders_and_real_pairs_are_globs(registry):
+    provides = {s: v for e in registry.values() if e["kind"] == "dataset" for s, v in e["provides"].items()}
+    assert provides["Set5"] == "benchmark/Set5/HR"
+    assert provides["DIV2K100"] == "DIV2K_valid_HR"
+    assert provides["RealSR"] == {"hr": "RealSR(V3)", "pattern": "*/Test/4/*"}  # HR and LR side by side
+    assert set(provides["DRealSR"]) == {"hr", "lr"}
+    assert provides["KonIQ-10k"]["format"] == "koniq"
+    assert provided_paths({"provides": {"X": provides["PIPAL"]}}) == [provides["PIPAL"]["images"],
+                                                                       provides["PIPAL"]["scores"]]
+
+
+VALID = {"kind": "dataset", "description": "d", "licence": "l", "layout": "l", "target": "data/raw/x",
+         "files": [{"urls": ["https://example.org/x.zip"], "size": 10, "archive": "zip",
+                    "checksum": {"algorithm": "md5", "value": "0" * 32, "source": "s"}}],
+         "provides": {"X": "imgs", "Y": {"images": "i", "scores": "s.csv", "format": "koniq"}}}
+
+
+def test_valid_entry_passes():
+    validate_entry("x", copy.deepcopy(VALID))
+
+
+def _set(entry, dotted, value):
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        entry = entry[int(key)] if isinstance(entry, list) else entry[key]
+    if value is KeyError:
+        del entry[keys[-1]]
+    else:
+        entry[keys[-1]] = value
+
+
+@pytest.mark.parametrize("where, value, field", [
+    ("description", KeyError, "description"),
+    ("kind", "model", "kind"),
+    ("target", "data/raw/../../etc", "target"),
+    ("target", "data/weights/x", "target"),
+    ("files.0.urls", ["http://example.org/x.zip"], "files[0].urls"),
+    ("files.0.urls", [], "files[0].urls"),
+    ("files.0.archive", "rar", "files[0].archive"),
+    ("files.0.size", -1, "files[0].size"),
+    ("files.0.checksum.algorithm", "crc32", "files[0].checksum.algorithm"),
+    ("files.0.checksum.value", "abc", "files[0].checksum.value"),
+    ("files.0.checksum.value", None, "files[0].checksum.note"),
+    ("manual", {"page": "https://example.org", "instructions": "i"}, "files"),
+    ("provides", {"X": "../outside"}, "provides.X"),
+    ("provides", {"X": {"images": "i", "scores": "s", "format": "mos"}}, "provides.X.format"),
+    ("provides", {}, "provides"),
+])
+def test_malformed_entry_is_rejected_naming_the_field(where, value, field):
+    entry = copy.deepcopy(VALID)
+    _set(entry, where, value)
+    with pytest.raises(ValueError, match=rf"'bad': field '{re.escape(field)}'"):
+        validate_entry("bad", entry)
+
+
+def test_weights_entry_must_be_one_plain_file():
+    entry = copy.deepcopy(VALID)
+    entry.update(kind="weights", target="data/weights/x.pth")
+    del entry["provides"]
+    with pytest.raises(ValueError, match="field 'files'"):
+        validate_entry("w", entry)
+
+
+def test_load_registry_reports_entry_name(tmp_path):
+    bad = copy.deepcopy(VALID)
+    bad["files"][0]["urls"] = ["ftp://example.org/x.zip"]
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"good": VALID, "broken": bad}))
+    with pytest.raises(ValueError, match="registry entry 'broken': field 'files\\[0\\].urls'"):
+        load_registry(path)
