@@ -1,0 +1,93 @@
+"""Collect the real HR/LR test pairs of RealSR and DRealSR (Table 2) into `<out>/HR/<key>.png`, `<out>/LR_x4/<key>.png`.
+
+Layouts (both with LR at the real low resolution, a `scale` times smaller than HR):
+- RealSR V3 (csjcai/RealSR): HR and LR side by side, `Canon/Test/4/Canon_001_HR.png` and `Canon_001_LR4.png`;
+  call with `lr_root=None` and e.g. `pattern="*/Test/4/*"` under the `RealSR(V3)` folder. (V1/V2 store LR upsampled
+  to the HR size; they fail the size check below.)
+- DRealSR: separate folders, `Test_x4/test_HR/<name>_x1.png` and `Test_x4/test_LR/<name>_x4.png`.
+
+Pairs are matched by the file name without its role suffix (`_HR`, `_x1` for HR; `_LR4`, `_LR`, `_x4` for LR at
+scale 4). HR is cropped at the top-left to exactly `scale` x the LR size, so that SR output and HR align.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.fileio import IMAGE_SUFFIXES, read_image, write_image
+
+HR_SUFFIXES = ("_HR", "_x1")
+
+
+def lr_suffixes(scale: int) -> tuple[str, ...]:
+    return (f"_LR{scale}", "_LR", f"_x{scale}")
+
+
+def _strip(stem: str, suffixes: tuple[str, ...]) -> str | None:
+    return next((stem[: -len(s)] for s in suffixes if stem.endswith(s) and len(stem) > len(s)), None)
+
+
+def _images(root: Path, pattern: str) -> list[Path]:
+    if not root.is_dir():
+        raise ValueError(f"folder not found: {root}")
+    return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _by_key(files: list[Path], suffixes: tuple[str, ...], role: str, strict: bool) -> dict[str, Path]:
+    """Key -> file; with `strict`, a file without one of `suffixes` is an error, else its stem is the key."""
+    keys: dict[str, Path] = {}
+    for path in files:
+        key = _strip(path.stem, suffixes)
+        if key is None and strict:
+            raise ValueError(f"{path}: expected a {role} file name ending in one of {suffixes}")
+        key = key or path.stem
+        if key in keys:
+            raise ValueError(f"two {role} files share the key `{key}`: {keys[key]} and {path}")
+        keys[key] = path
+    return keys
+
+
+def find_real_pairs(hr_root: Path, lr_root: Path | None = None, scale: int = 4,
+                    pattern: str = "**/*") -> dict[str, tuple[Path, Path]]:
+    """Key -> (HR file, LR file). `lr_root=None`: HR and LR files lie together and their suffixes tell them apart."""
+    hr_root = Path(hr_root)
+    if lr_root is None:
+        files = _images(hr_root, pattern)
+        hr_files = [p for p in files if _strip(p.stem, HR_SUFFIXES) is not None]
+        lr_files = [p for p in files if _strip(p.stem, lr_suffixes(scale)) is not None]
+        other = [p.name for p in files if p not in hr_files and p not in lr_files]
+        if other:
+            raise ValueError(f"{hr_root}: {len(other)} files are neither HR {HR_SUFFIXES} nor "
+                             f"LR {lr_suffixes(scale)}: {other[:10]}")
+        hr = _by_key(hr_files, HR_SUFFIXES, "HR", strict=True)
+        lr = _by_key(lr_files, lr_suffixes(scale), "LR", strict=True)
+    else:
+        hr = _by_key(_images(hr_root, pattern), HR_SUFFIXES, "HR", strict=False)
+        lr = _by_key(_images(Path(lr_root), pattern), lr_suffixes(scale), "LR", strict=False)
+    if not hr:
+        raise ValueError(f"no HR images match `{pattern}` under {hr_root}")
+    unpaired = [str(hr[k]) for k in sorted(hr.keys() - lr.keys())] + [str(lr[k]) for k in sorted(lr.keys() - hr.keys())]
+    if unpaired:
+        raise ValueError(f"{len(unpaired)} files have no HR/LR partner: {unpaired[:10]}")
+    return {k: (hr[k], lr[k]) for k in sorted(hr)}
+
+
+def collect_real_pairs(hr_root: Path, lr_root: Path | None, out_dir: Path, scale: int = 4,
+                       pattern: str = "**/*") -> int:
+    """Write every pair as PNG: `out_dir/HR/<key>.png` (cropped to scale x LR) and `out_dir/LR_x<scale>/<key>.png`."""
+    pairs = find_real_pairs(hr_root, lr_root, scale, pattern)
+    too_small = []
+    for key, (hr_path, lr_path) in pairs.items():
+        with Image.open(hr_path) as hr, Image.open(lr_path) as lr:
+            if hr.width < scale * lr.width or hr.height < scale * lr.height:
+                too_small.append(f"{key} (HR {hr.width}x{hr.height}, LR {lr.width}x{lr.height})")
+    if too_small:
+        raise ValueError(f"{len(too_small)} HR images are smaller than {scale} x their LR: {too_small[:10]}")
+    out_dir = Path(out_dir)
+    for key, (hr_path, lr_path) in pairs.items():
+        lr = read_image(lr_path)
+        hr = read_image(hr_path)[: scale * lr.shape[0], : scale * lr.shape[1]]
+        write_image(out_dir / "HR" / f"{key}.png", hr)
+        write_image(out_dir / f"LR_x{scale}" / f"{key}.png", lr)
+    return len(pairs)

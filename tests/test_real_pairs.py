@@ -1,0 +1,74 @@
+"""Real HR/LR pairing on tiny stand-ins of the RealSR V3 and DRealSR folder layouts."""
+import numpy as np
+import pytest
+
+from pipeline.data.real_pairs import collect_real_pairs, find_real_pairs
+from pipeline.fileio import read_image, write_image
+
+
+def _pair(hr_path, lr_path, lr_hw, extra=(0, 0), seed=0):
+    """Write an LR image and an HR image `extra` pixels larger than 4 x LR; return the HR array."""
+    rng = np.random.default_rng(seed)
+    hr = rng.integers(0, 256, (4 * lr_hw[0] + extra[0], 4 * lr_hw[1] + extra[1], 3), dtype=np.uint8)
+    write_image(hr_path, hr)
+    write_image(lr_path, rng.integers(0, 256, (*lr_hw, 3), dtype=np.uint8))
+    return hr
+
+
+def test_realsr_v3_layout(tmp_path):
+    root = tmp_path / "RealSR(V3)"
+    hrs = {}
+    for seed, camera in enumerate(("Canon", "Nikon")):
+        folder = root / camera / "Test" / "4"
+        hrs[f"{camera}_001"] = _pair(folder / f"{camera}_001_HR.png", folder / f"{camera}_001_LR4.png",
+                                     (5, 7), extra=(3, 2), seed=seed)
+        # The x2 test pairs must stay out of a x4 collection.
+        _pair(root / camera / "Test" / "2" / f"{camera}_001_HR.png",
+              root / camera / "Test" / "2" / f"{camera}_001_LR2.png", (9, 9))
+    out = tmp_path / "out"
+    assert collect_real_pairs(root, None, out, scale=4, pattern="*/Test/4/*") == 2
+    assert sorted(p.name for p in (out / "HR").iterdir()) == ["Canon_001.png", "Nikon_001.png"]
+    assert sorted(p.name for p in (out / "LR_x4").iterdir()) == ["Canon_001.png", "Nikon_001.png"]
+    for key, hr in hrs.items():
+        lr = read_image(out / "LR_x4" / f"{key}.png")
+        assert lr.shape == (5, 7, 3)
+        np.testing.assert_array_equal(read_image(out / "HR" / f"{key}.png"), hr[:20, :28])
+
+
+def test_drealsr_layout(tmp_path):
+    root = tmp_path / "Test_x4"
+    keys = ["DSC_0012", "P1020183"]
+    for seed, key in enumerate(keys):
+        _pair(root / "test_HR" / f"{key}_x1.png", root / "test_LR" / f"{key}_x4.png", (4, 6), seed=seed)
+    pairs = find_real_pairs(root / "test_HR", root / "test_LR")
+    assert {k: (hr.name, lr.name) for k, (hr, lr) in pairs.items()} == {
+        "DSC_0012": ("DSC_0012_x1.png", "DSC_0012_x4.png"), "P1020183": ("P1020183_x1.png", "P1020183_x4.png")}
+    assert collect_real_pairs(root / "test_HR", root / "test_LR", tmp_path / "out") == 2
+    assert read_image(tmp_path / "out" / "HR" / "DSC_0012.png").shape == (16, 24, 3)
+    assert read_image(tmp_path / "out" / "LR_x4" / "P1020183.png").shape == (4, 6, 3)
+
+
+def test_unpaired_files_are_listed(tmp_path):
+    root = tmp_path / "Test_x4"
+    _pair(root / "test_HR" / "a_x1.png", root / "test_LR" / "a_x4.png", (4, 4))
+    _pair(root / "test_HR" / "b_x1.png", root / "test_LR" / "c_x4.png", (4, 4))
+    with pytest.raises(ValueError, match=r"2 files have no HR/LR partner: .*b_x1\.png.*c_x4\.png"):
+        collect_real_pairs(root / "test_HR", root / "test_LR", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_hr_smaller_than_scale_times_lr_is_an_error(tmp_path):
+    folder = tmp_path / "Canon" / "Test" / "4"
+    _pair(folder / "Canon_001_HR.png", folder / "Canon_001_LR4.png", (5, 5))
+    write_image(folder / "Canon_002_HR.png", np.zeros((20, 20, 3), np.uint8))
+    write_image(folder / "Canon_002_LR4.png", np.zeros((20, 20, 3), np.uint8))  # RealSR V1/V2: LR at HR size
+    with pytest.raises(ValueError, match=r"1 HR images are smaller than 4 x their LR: \['Canon_002 \(HR 20x20"):
+        collect_real_pairs(tmp_path, None, tmp_path / "out")
+
+
+def test_same_folder_file_without_role_suffix_is_an_error(tmp_path):
+    folder = tmp_path / "Canon" / "Test" / "4"
+    _pair(folder / "Canon_001_HR.png", folder / "Canon_001_LR4.png", (5, 5))
+    write_image(folder / "Canon_001.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"neither HR .* nor LR .*\['Canon_001\.png'\]"):
+        find_real_pairs(tmp_path, None)
