@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def declared_params(stage: dict) -> set[str]:
     keys = set()
     for item in stage.get("params", []):
-        keys.update(item if isinstance(item, str) else [k for v in item.values() for k in v])
+        keys.update([item] if isinstance(item, str) else [k for v in item.values() for k in v])
     return keys
 
 

@@ -1,0 +1,166 @@
+"""Test and training pairs in the project's layout, made from HR images.
+
+Layout: `data/sets/<set>/HR/<name>.png` and `data/sets/<set>/LR_x4/<name>.png`; training sets also get
+`HR_sub/` and `LR_x4_sub/` sub-images; IQA sets are `data/iqa/<set>/images/` plus `scores.csv`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from pyiqa.matlab_utils import imresize
+from tqdm import tqdm
+
+from pipeline.data.iqa_sets import IQARow, convert_iqa_set, write_scores
+from pipeline.data.real_pairs import collect_real_pairs
+from pipeline.fileio import list_images, read_image, write_image
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> 1 x 3 x H x W float in [0, 1]."""
+    return torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div(255)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W float in [0, 1] -> H x W x 3 uint8, rounded as MATLAB's im2uint8."""
+    return t[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+
+def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic downscaling (antialiased), rounded to uint8."""
+    return to_uint8(imresize(to_tensor(hr), scale=1 / scale))
+
+
+def write_classical_set(src: Path, out: Path, scale: int) -> int:
+    """HR (mod-cropped) and bicubic LR_x4 pairs for every image under `src` (subfolders join the name)."""
+    images = list_images(src, recursive=True)
+    for path in tqdm(images, desc=f"bicubic pairs {out.name}", unit="img"):
+        hr = mod_crop(read_image(path), scale)
+        name = "_".join(path.relative_to(src).with_suffix(".png").parts)
+        write_image(out / "HR" / name, hr)
+        write_image(out / f"LR_x{scale}" / name, bicubic_down(hr, scale))
+    return len(images)
+
+
+def subimage_starts(length: int, size: int, step: int) -> list[int]:
+    """Crop origins along one axis as BasicSR's extract_subimages: every `step`, plus one flush with the end."""
+    if length < size:
+        return []
+    starts = list(range(0, length - size + 1, step))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
+def cut_subimages(set_dir: Path, size: int, step: int, scale: int) -> int:
+    """Cut HR/LR pairs of `set_dir` into aligned HR_sub (size px) and LR_x4_sub (size/scale px) crops."""
+    if size % scale or step % scale:
+        raise ValueError(f"sub-image size {size} and step {step} must be multiples of the scale {scale}")
+    count = 0
+    for path in tqdm(list_images(set_dir / "HR"), desc=f"sub-images {set_dir.name}", unit="img"):
+        hr = read_image(path)
+        lr = read_image(set_dir / f"LR_x{scale}" / path.name)
+        for y in subimage_starts(hr.shape[0], size, step):
+            for x in subimage_starts(hr.shape[1], size, step):
+                count += 1
+                name = f"{path.stem}_s{count:06d}.png"
+                write_image(set_dir / "HR_sub" / name, hr[y : y + size, x : x + size])
+                ly, lx, ls = y // scale, x // scale, size // scale
+                write_image(set_dir / f"LR_x{scale}_sub" / name, lr[ly : ly + ls, lx : lx + ls])
+    return count
+
+
+def write_realworld_set(src: Path, out: Path, degrade, scale: int, seed: int) -> int:
+    """HR (mod-cropped) and LR made by the real-world degradation, one generator seed per image index."""
+    images = list_images(src)
+    for index, path in enumerate(tqdm(images, desc=f"real-world pairs {out.name}", unit="img")):
+        hr = mod_crop(read_image(path), scale)
+        generator = torch.Generator().manual_seed(seed * 100_003 + index)
+        with torch.no_grad():
+            lr = degrade(to_tensor(hr), generator)
+        write_image(out / "HR" / f"{path.stem}.png", hr)
+        write_image(out / f"LR_x{scale}" / f"{path.stem}.png", to_uint8(lr))
+    return len(images)
+
+
+def write_distortion_set(src: Path, out: Path, levels: dict, degrade, seed: int) -> int:
+    """`quick_distortions`: each source image under five distortion types at graded levels.
+
+    `mos` is the rank of the level (5 = mildest, 1 = strongest): a synthetic ranking check, not human opinion.
+    The real-world type blends the image with its degraded-then-bicubic-upscaled version by the level's weight.
+    """
+    from pipeline.data import degradation as ops
+
+    def realworld(x, weight, generator):
+        lr = degrade(x, generator)
+        return (1 - weight) * x + weight * imresize(lr, sizes=x.shape[-2:])
+
+    distort = {
+        "gaussian_blur": lambda x, v, g: ops.gaussian_blur(x, v),
+        "gaussian_noise": lambda x, v, g: ops.add_gaussian_noise(x, v, False, g),
+        "jpeg": lambda x, v, g: ops.jpeg(x, v),
+        "bicubic": lambda x, v, g: imresize(imresize(x, scale=1 / v), sizes=x.shape[-2:]),
+        "realworld": realworld,
+    }
+    rows = []
+    images = list_images(src)
+    for index, path in enumerate(tqdm(images, desc=f"distortions {out.name}", unit="img")):
+        x = to_tensor(read_image(path))
+        for kind, values in levels.items():
+            for level, value in enumerate(values, start=1):
+                generator = torch.Generator().manual_seed(seed * 100_003 + index * 1_000 + level)
+                with torch.no_grad():
+                    y = distort[kind](x, value, generator)
+                name = f"{path.stem}_{kind}_{level}.png"
+                write_image(out / "images" / name, to_uint8(y))
+                rows.append(IQARow(name, float(len(values) + 1 - level), kind))
+    write_scores(out / "scores.csv", rows)
+    return len(rows)
+
+
+def find_source(set_name: str, registry: dict, quick_root: Path = Path("data/raw/quick")):
+    """Where the download stage put `set_name`: a quick-profile folder, or a registry entry's `provides` path(s)."""
+    if (quick_root / set_name).is_dir():
+        return quick_root / set_name
+    for entry in registry.values():
+        provided = entry.get("provides", {}).get(set_name)
+        if provided is None:
+            continue
+        target = Path(entry["target"])
+        if isinstance(provided, str):
+            return target / provided
+        return {key: target / value if key in ("images", "scores", "split", "hr", "lr") else value for key, value in provided.items()}
+    raise FileNotFoundError(f"no source for set `{set_name}`: run the download stage for this profile first")
+
+
+def synthesize(cfg: dict, seed: int, degradation_cfg: dict, registry: dict, sets_root: Path, iqa_root: Path):
+    """Every SR, training, real-world and IQA set the profile lists (see params.yaml `synthesize`)."""
+    from pipeline.data.degradation import RealESRGANDegradation
+    scale = cfg["scale"]
+    degrade = RealESRGANDegradation(degradation_cfg, scale=scale)
+    counts = {}
+    for name in cfg["sr_sets"]:
+        counts[name] = write_classical_set(find_source(name, registry), sets_root / name, scale)
+    for name, sources in cfg["train_sets"].items():
+        counts[name] = sum(write_classical_set(find_source(s, registry), sets_root / name, scale) for s in sources)
+        counts[f"{name} sub-images"] = cut_subimages(sets_root / name, cfg["subimage_size"], cfg["subimage_step"], scale)
+    for name, source in cfg["real_sets"].items():
+        counts[name] = write_realworld_set(find_source(source, registry), sets_root / name, degrade, scale, seed)
+    for name in cfg["real_pairs"]:
+        src = find_source(name, registry)
+        counts[name] = collect_real_pairs(src["hr"], src.get("lr"), sets_root / name, scale, src.get("pattern", "**/*"))
+    for name in cfg["iqa_sets"]:
+        if name == "quick_distortions":
+            src = find_source(cfg["distortions"]["source"], registry)
+            levels = {k: v for k, v in cfg["distortions"].items() if k != "source"}
+            counts[name] = write_distortion_set(src, iqa_root / name, levels, degrade, seed)
+        else:
+            src = find_source(name, registry)
+            counts[name] = convert_iqa_set(src["format"], src["images"], src["scores"], iqa_root / name, src.get("split"))
+    return counts

@@ -1,0 +1,38 @@
+"""The quick profile's DAG, run by DVC in a fresh copy of the project."""
+import pandas as pd
+import yaml
+
+from conftest import run
+from pipeline.fileio import list_images, read_image
+
+
+def test_bad_param_stops_stage_before_work(project_copy, tmp_path):
+    params = yaml.safe_load((project_copy / "params.yaml").read_text())
+    params["profile"] = "fast"
+    bad = tmp_path / "bad"
+    run(["cp", "-r", str(project_copy), str(bad)], tmp_path)
+    (bad / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(["python", "-m", "stages.download"], bad, check=False)
+    assert result.returncode != 0
+    assert "`profile`" in result.stderr
+    assert not (bad / "data" / "raw").exists()
+
+
+def test_repro_synthesize_writes_layout(project_copy):
+    run(["dvc", "repro", "synthesize"], project_copy)
+    sets = project_copy / "data" / "sets"
+    for name in ("quick_test", "quick_real", "quick_train"):
+        hr, lr = list_images(sets / name / "HR"), list_images(sets / name / "LR_x4")
+        assert hr and [p.name for p in hr] == [p.name for p in lr]
+        for h, l in zip(hr, lr):
+            hh, ll = read_image(h), read_image(l)
+            assert hh.shape[0] == 4 * ll.shape[0] and hh.shape[1] == 4 * ll.shape[1]
+    subs = list_images(sets / "quick_train" / "HR_sub")
+    assert len(subs) > 100 and read_image(subs[0]).shape == (96, 96, 3)
+    assert read_image(sets / "quick_train" / "LR_x4_sub" / subs[0].name).shape == (24, 24, 3)
+    scores = pd.read_csv(project_copy / "data" / "iqa" / "quick_distortions" / "scores.csv")
+    assert list(scores.columns) == ["image", "mos", "subset", "split"]
+    assert len(scores) == 4 * 5 * 5 and set(scores["mos"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert all((project_copy / "data" / "iqa" / "quick_distortions" / "images" / n).is_file() for n in scores["image"])
+    status = run(["dvc", "status", "-q", "download", "synthesize"], project_copy, check=False)
+    assert status.returncode == 0, status.stdout

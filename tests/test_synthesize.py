@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT
+from pipeline.data.degradation import RealESRGANDegradation
+from pipeline.data.quick import build_quick_sets, load_package_image
+from pipeline.data.synthesize import (bicubic_down, cut_subimages, mod_crop, subimage_starts, write_classical_set,
+                                      write_realworld_set)
+from pipeline.fileio import list_images, read_image, write_image
+
+
+def test_constant_image_stays_constant_and_size_is_exact():
+    hr = np.full((37, 50, 3), 173, np.uint8)
+    cropped = mod_crop(hr, 4)
+    assert cropped.shape == (36, 48, 3)
+    lr = bicubic_down(cropped, 4)
+    assert lr.shape == (9, 12, 3)
+    assert (lr == 173).all()
+
+
+def test_bicubic_is_antialiased_downscaling():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    lr = bicubic_down(hr, 4).astype(float)
+    # A MATLAB antialiased bicubic averages 4x4 blocks (nearly): far smoother than the noise it came from.
+    assert lr.std() < hr.std() / 3
+    assert abs(lr.mean() - hr.mean()) < 3
+
+
+def test_subimage_starts_cover_the_image_like_basicsr():
+    assert subimage_starts(1000, 480, 240) == [0, 240, 480, 520]
+    assert subimage_starts(960, 480, 240) == [0, 240, 480]
+    assert subimage_starts(100, 480, 240) == []
+
+
+def test_subimages_are_aligned(tmp_path):
+    rng = np.random.default_rng(1)
+    write_image(tmp_path / "src" / "a.png", rng.integers(0, 256, (70, 90, 3), dtype=np.uint8))
+    write_classical_set(tmp_path / "src", tmp_path / "set", 4)
+    assert cut_subimages(tmp_path / "set", 32, 16, 4) == 4 * 5  # 68 x 88 after mod-crop
+    hr, lr = read_image(tmp_path / "set" / "HR" / "a.png"), read_image(tmp_path / "set" / "LR_x4" / "a.png")
+    subs = list_images(tmp_path / "set" / "HR_sub")
+    last_hr, last_lr = read_image(subs[-1]), read_image(tmp_path / "set" / "LR_x4_sub" / subs[-1].name)
+    assert (last_hr == hr[-32:, -32:]).all() and (last_lr == lr[-8:, -8:]).all()
+
+
+def test_realworld_set_is_deterministic_for_a_seed(tmp_path):
+    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())["degradation"]
+    degrade = RealESRGANDegradation(cfg, scale=4)
+    write_image(tmp_path / "src" / "a.png", (load_package_image("chelsea")[:128, :128]))
+    outs = []
+    for run, seed in enumerate((3, 3, 4)):
+        write_realworld_set(tmp_path / "src", tmp_path / f"out{run}", degrade, 4, seed)
+        outs.append(read_image(tmp_path / f"out{run}" / "LR_x4" / "a.png"))
+    assert outs[0].shape == (32, 32, 3)
+    assert (outs[0] == outs[1]).all() and not (outs[0] == outs[2]).all()
+
+
+def test_quick_sets_refuse_an_image_in_train_and_test(tmp_path):
+    with pytest.raises(ValueError, match="held out"):
+        build_quick_sets({"train": ["camera"], "test": ["camera"]}, tmp_path)
+
+
+def test_quick_images_load_from_packages():
+    assert load_package_image("moon").shape == (512, 512, 3)  # grey, replicated to RGB
+    assert load_package_image("grace_hopper.jpg").shape == (600, 512, 3)
