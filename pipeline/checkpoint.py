@@ -34,8 +34,10 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # weights_only refuses pickled objects; other formats fail to parse
-        raise CheckpointError(f"{path} is not a weights-only checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # weights_only refuses pickled objects; other files fail to parse
+        if "Weights only load failed" in str(e):
+            raise CheckpointError(f"{path} is not a weights-only checkpoint: it holds pickled objects; refused") from None
+        raise CheckpointError(f"{path} is not a weights-only checkpoint (unreadable: {type(e).__name__})") from None
     meta = {}
     if isinstance(obj, dict):
         meta = {k: v for k, v in obj.get("meta", {}).items() if isinstance(v, str)} if isinstance(obj.get("meta"), dict) else {}

@@ -1,0 +1,138 @@
+"""Super-resolve images with a generator checkpoint (RRDBNet or SwinIR), whole or in tiles.
+
+    python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
+                          [--device cpu|cuda]
+
+The network and its sizes are read off the checkpoint (RRDBNet in BasicSR or ESRGAN key names, with or without a
+`params`/`params_ema` wrapper; SwinIR in its public layout), so no size flags are needed. Outputs are PNGs named
+after the input stems. `--tile N` runs the network on N x N LR tiles, each with M extra pixels of context on
+every side that are cut away again: memory stays bounded, and the result equals the whole-image one wherever the
+overlap covers the network's receptive field (for SwinIR, whose windows follow the tile origin, it is close but
+not identical).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
+from pipeline.archs.swinir import SwinIR, swinir_config_from_state
+from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
+from pipeline.fileio import list_images, read_image, write_image
+
+RRDBNET_KEY = "body.0.rdb1.conv1.weight"
+SWINIR_KEY = "layers.0.residual_group.blocks.0.attn.relative_position_bias_table"
+
+
+def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) -> nn.Module:
+    """The generator a checkpoint holds (RRDBNet or SwinIR), sized from its tensor shapes, weights loaded, in eval mode.
+
+    Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
+    the weights fit neither network, naming the first missing and unexpected keys.
+    """
+    if isinstance(state_or_path, (str, os.PathLike)):
+        state, _ = load_state_dict(state_or_path)
+    else:
+        state = dict(state_or_path)
+    if is_esrgan_layout(state):
+        state = esrgan_to_basicsr(state)
+    if SWINIR_KEY in state:
+        net = SwinIR(**swinir_config_from_state(state))
+    elif RRDBNET_KEY in state:
+        net = RRDBNet(**rrdbnet_config_from_state(state))
+    else:
+        reference = list(RRDBNet(num_feat=1, num_grow_ch=1).state_dict())  # key names do not depend on widths
+        raise CheckpointError("checkpoint fits neither RRDBNet (BasicSR or ESRGAN key names) nor SwinIR: "
+                              + key_mismatch(reference, list(state)))
+    load_into(net, state)
+    return net.eval()
+
+
+@torch.no_grad()
+def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
+    """Run `net` on a (B, C, h, w) batch; with `tile`, on tile x tile LR tiles padded by `overlap` px of context.
+
+    Each tile's output is cropped to its own region, so no blending is needed and seams vanish once `overlap`
+    covers the receptive field (the border tiles see the image border exactly as the whole image does).
+    """
+    if not tile:
+        return net(lr)
+    s = net.scale
+    h, w = lr.shape[-2:]
+    out = None
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = max(y - overlap, 0), max(x - overlap, 0)
+            sr = net(lr[..., y0:min(y + tile + overlap, h), x0:min(x + tile + overlap, w)])
+            if out is None:
+                out = sr.new_empty(*sr.shape[:2], h * s, w * s)
+            th, tw = min(tile, h - y), min(tile, w - x)
+            out[..., y * s:(y + th) * s, x * s:(x + tw) * s] = \
+                sr[..., (y - y0) * s:(y - y0 + th) * s, (x - x0) * s:(x - x0 + tw) * s]
+    return out
+
+
+def upscale_image(net: nn.Module, img: np.ndarray, tile: int = 0, overlap: int = 32,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB (clamped to [0, 1], then rounded)."""
+    lr = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(device)
+    sr = upscale(net, lr, tile, overlap)[0].clamp(0, 1).mul(255).round().byte()
+    return sr.permute(1, 2, 0).cpu().numpy()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.sr", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="generator weights (.safetensors or weights-only .pth)")
+    parser.add_argument("--input", required=True, help="an image or a folder of images")
+    parser.add_argument("--output", required=True, help="folder for the PNG outputs")
+    parser.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0: whole image)")
+    parser.add_argument("--tile-overlap", type=int, default=32, help="LR context pixels around each tile")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    if args.tile < 0 or args.tile_overlap < 0:
+        parser.error("--tile and --tile-overlap must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry; problems with the inputs print one `error:` line and return 2."""
+    args = parse_args(argv)
+
+    def fail(message: str) -> int:
+        # one line, without the terminal colour codes torch puts in its unpickling errors
+        print("error: " + re.sub(r"\x1b\[[0-9;]*m", "", message.splitlines()[0]), file=sys.stderr)
+        return 2
+
+    source, out_dir = Path(args.input), Path(args.output)
+    if not source.exists():
+        return fail(f"input not found: {source}")
+    paths = list_images(source) if source.is_dir() else [source]
+    if not paths:
+        return fail(f"no images in {source}")
+    if out_dir.exists() and out_dir.resolve() == paths[0].parent.resolve():
+        return fail("the output folder must differ from the input folder (outputs would replace inputs)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return fail("--device cuda requested but CUDA is not available")
+    try:
+        net = build_generator(args.weights).to(args.device)
+    except CheckpointError as e:
+        return fail(str(e))
+    for path in tqdm(paths, desc="super-resolving", unit="img"):
+        try:
+            img = read_image(path)
+        except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+            return fail(f"cannot read image {path}: {e}")
+        write_image(out_dir / f"{path.stem}.png", upscale_image(net, img, args.tile, args.tile_overlap, args.device))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Generators (RRDBNet, SwinIR), their checkpoint layouts, and the VGG-style image discriminator."""
+import pathlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basicsr, is_esrgan_layout,
+                                    rrdbnet_config_from_state)
+from pipeline.archs.swinir import SwinIR, swinir_config_from_state
+from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
+from pipeline.checkpoint import CheckpointError, save_state_dict
+from pipeline.sr import build_generator
+
+TINY_RRDB = dict(num_feat=8, num_block=2, num_grow_ch=4)
+TINY_SWINIR = dict(img_size=16, embed_dim=16, depths=(2, 3), num_heads=(2, 4), window_size=4, mlp_ratio=2.0,
+                   num_feat=8)
+
+
+@pytest.fixture
+def tiny_rrdb():
+    torch.manual_seed(0)
+    return RRDBNet(**TINY_RRDB).eval()
+
+
+@pytest.fixture
+def tiny_swinir():
+    torch.manual_seed(0)
+    return SwinIR(**TINY_SWINIR).eval()
+
+
+def lr_batch(h=12, w=10):
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
+
+
+def test_rrdbnet_upscales_x4(tiny_rrdb):
+    out = tiny_rrdb(lr_batch(12, 10))
+    assert out.shape == (1, 3, 48, 40)
+    assert torch.isfinite(out).all()
+
+
+def count(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_full_size_parameter_counts():
+    one, two = count(RRDBNet(num_block=1)), count(RRDBNet(num_block=2))  # 23 blocks are slow to initialise
+    assert round((one + 22 * (two - one)) / 1e6, 1) == 16.7  # the paper's SRN
+    assert round(count(SwinIR()) / 1e6, 1) == 11.9  # SwinIR-M x4
+
+
+def test_esrgan_basicsr_round_trip(tiny_rrdb):
+    state = tiny_rrdb.state_dict()
+    old = basicsr_to_esrgan(state)
+    assert is_esrgan_layout(old) and not is_esrgan_layout(state)
+    for key in ("conv_first.weight", "RRDB_trunk.1.RDB3.conv5.bias", "trunk_conv.weight", "upconv1.weight",
+                "upconv2.bias", "HRconv.weight", "conv_last.bias"):
+        assert key in old
+    assert not any(k.startswith(("body.", "conv_body", "conv_up", "conv_hr")) for k in old)
+    back = esrgan_to_basicsr(old)
+    assert list(back) == list(state)
+    x = lr_batch()
+    with torch.no_grad():
+        assert torch.equal(build_generator(old)(x), tiny_rrdb(x))
+
+
+@pytest.mark.parametrize("wrapper", ["params_ema", "params"])
+def test_basicsr_wrapped_pth_loads(tmp_path, tiny_rrdb, wrapper):
+    path = tmp_path / "net.pth"
+    torch.save({wrapper: tiny_rrdb.state_dict(), "iter": 5}, path)
+    x = lr_batch()
+    with torch.no_grad():
+        assert torch.equal(build_generator(path)(x), tiny_rrdb(x))
+
+
+def test_file_fitting_no_layout_names_keys(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_state_dict(path, {"fc.weight": torch.zeros(2, 3), "fc.bias": torch.zeros(2)})
+    with pytest.raises(CheckpointError) as err:
+        build_generator(path)
+    msg = str(err.value)
+    assert "neither RRDBNet" in msg and "missing keys" in msg and "conv_first.weight" in msg
+    assert "unexpected keys (2: fc.bias, fc.weight)" in msg  # safetensors stores keys sorted
+    assert "\n" not in msg
+
+
+def test_incomplete_rrdbnet_names_missing_and_unexpected(tiny_rrdb):
+    state = dict(tiny_rrdb.state_dict())
+    del state["conv_hr.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    expected = r"missing keys \(1: conv_hr.weight\); unexpected keys \(1: extra.weight\)"
+    with pytest.raises(CheckpointError, match=expected):
+        build_generator(state)
+
+
+def test_shape_mismatch_is_a_checkpoint_error(tiny_rrdb):
+    state = dict(tiny_rrdb.state_dict())
+    state["conv_hr.weight"] = torch.zeros(8, 8, 1, 1)
+    with pytest.raises(CheckpointError, match=r"conv_hr.weight: \(8, 8, 1, 1\) vs \(8, 8, 3, 3\)"):
+        build_generator(state)
+
+
+class _Payload:
+    """Unpickling this would create a file: a stand-in for arbitrary code in a malicious checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_pickled_object_is_refused_without_running_it(tmp_path, tiny_rrdb):
+    marker = tmp_path / "was_unpickled"
+    path = tmp_path / "evil.pth"
+    torch.save({"params": tiny_rrdb.state_dict(), "extra": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a weights-only checkpoint"):
+        build_generator(path)
+    assert not marker.exists()
+
+
+def test_swinir_shapes_and_window_padding(tiny_swinir):
+    out = tiny_swinir(lr_batch(10, 13))  # neither side a multiple of the 4-pixel window
+    assert out.shape == (1, 3, 40, 52)
+    assert torch.isfinite(out).all()
+    # padding then cropping: the result equals running the explicitly reflect-padded input and cropping
+    x = lr_batch(10, 13)
+    padded = F.pad(x, (0, 3, 0, 2), mode="reflect")
+    with torch.no_grad():
+        assert torch.allclose(tiny_swinir(x), tiny_swinir(padded)[..., :40, :52], atol=1e-6)
+
+
+def test_swinir_stored_mask_matches_recomputed(tiny_swinir):
+    """At img_size the stored attn_mask buffer is used, elsewhere one is computed: both paths must agree."""
+    x = lr_batch(16, 16)
+    with torch.no_grad():
+        stored = tiny_swinir(x)
+        for layer in tiny_swinir.layers:
+            for block in layer.residual_group.blocks:
+                block.input_resolution = -1  # force the on-the-fly mask
+        assert torch.allclose(tiny_swinir(x), stored, atol=1e-6)
+
+
+def test_swinir_m_state_dict_matches_public_layout():
+    """Key names and shapes of 001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth (weights under `params`)."""
+    state = SwinIR().state_dict()
+    expected = {
+        "conv_first.weight": (180, 3, 3, 3),
+        "patch_embed.norm.weight": (180,),
+        "layers.0.residual_group.blocks.0.norm1.weight": (180,),
+        "layers.0.residual_group.blocks.0.attn.relative_position_bias_table": (225, 6),
+        "layers.0.residual_group.blocks.0.attn.relative_position_index": (64, 64),
+        "layers.0.residual_group.blocks.0.attn.qkv.weight": (540, 180),
+        "layers.0.residual_group.blocks.0.attn.proj.bias": (180,),
+        "layers.0.residual_group.blocks.1.attn_mask": (64, 64, 64),
+        "layers.0.residual_group.blocks.0.mlp.fc1.weight": (360, 180),
+        "layers.5.residual_group.blocks.5.mlp.fc2.bias": (180,),
+        "layers.5.conv.weight": (180, 180, 3, 3),
+        "norm.weight": (180,),
+        "conv_after_body.weight": (180, 180, 3, 3),
+        "conv_before_upsample.0.weight": (64, 180, 3, 3),
+        "upsample.0.weight": (256, 64, 3, 3),
+        "upsample.2.weight": (256, 64, 3, 3),
+        "conv_last.weight": (3, 64, 3, 3),
+    }
+    for key, shape in expected.items():
+        assert tuple(state[key].shape) == shape, key
+    assert "layers.0.residual_group.blocks.0.attn_mask" not in state  # unshifted blocks store no mask
+    assert "mean" not in state and "layers.6.conv.weight" not in state
+
+
+def test_build_generator_infers_sizes(tiny_rrdb, tiny_swinir, tmp_path):
+    assert rrdbnet_config_from_state(tiny_rrdb.state_dict()) == dict(num_in_ch=3, num_out_ch=3, **TINY_RRDB)
+    assert swinir_config_from_state(tiny_swinir.state_dict()) == dict(in_chans=3, upscale=4, **TINY_SWINIR)
+    path = tmp_path / "swinir.safetensors"
+    save_state_dict(path, tiny_swinir.state_dict())
+    net = build_generator(path)
+    assert isinstance(net, SwinIR) and not net.training
+    x = lr_batch(8, 12)
+    with torch.no_grad():
+        assert torch.equal(net(x), tiny_swinir(x))
+
+
+def test_vgg_discriminator_shapes():
+    torch.manual_seed(0)
+    d = VGGStyleDiscriminator(num_feat=8, input_size=128).eval()
+    x = torch.rand(2, 3, 128, 128)
+    assert d(x).shape == (2, 1)
+    assert d.linear1.in_features == 8 * 8 * 4 * 4  # BasicSR's 128 layout: 8*num_feat x 4 x 4
+    feats = d.bn2_features(x)
+    assert feats.shape == (2, 16, 64, 64)
+    with torch.no_grad():
+        manual = F.leaky_relu(d.conv0_0(x), 0.2)
+        manual = F.leaky_relu(d.bn0_1(d.conv0_1(manual)), 0.2)
+        manual = F.leaky_relu(d.bn1_0(d.conv1_0(manual)), 0.2)
+    assert torch.allclose(feats, manual)
+
+
+@pytest.mark.parametrize("size, stages, side", [(64, 5, 2), (96, 5, 3), (256, 6, 4)])
+def test_vgg_discriminator_other_sizes(size, stages, side):
+    d = VGGStyleDiscriminator(num_feat=4, input_size=size)
+    assert hasattr(d, f"conv{stages - 1}_1") and not hasattr(d, f"conv{stages}_0")
+    assert d.linear1.in_features == 32 * side * side
+    assert d(torch.rand(2, 3, size, size)).shape == (2, 1)
+    with pytest.raises(ValueError):
+        d(torch.rand(2, 3, size + 32, size + 32))
+    with pytest.raises(ValueError):
+        VGGStyleDiscriminator(input_size=100)
