@@ -1,0 +1,119 @@
+"""Score images with SFD-IQA (Eq. 8-10): no reference image, no training on IQA data.
+
+    python -m pipeline.iqa --input IMAGE_OR_FOLDER --output CSV [--weights FILE] [--variant full|baseline|featd|tgd]
+                           [--alpha1 0.5 --alpha2 0.5] [--clip-arch ARCH] [--clip-weights openai|none|FILE]
+                           [--max-pixels N] [--device cpu|cuda]
+
+`--weights` is an SFD-IQA checkpoint (Feat-D + LPP weights, saved after SFD training); it names the CLIP model they
+were trained on. Without it only `--variant baseline` exists: CLIP with the fixed prompts "Good photo." /
+"Bad photo." (CLIP-IQA with one prompt pair), which needs real CLIP weights, `openai` by default (open_clip
+downloads them, or reads its Hugging Face cache) or a local file. The variant defaults to `full` with
+`--weights` and to `baseline` without. Scores lie in [0, 1], higher is better.
+
+Writes a CSV `image,score` (image = file name), atomically. Files of a folder that are not readable images are
+skipped and named in one warning. Problems with the arguments print one `error:` line and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
+from pipeline.checkpoint import CheckpointError
+from pipeline.fileio import read_image, write_text
+from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.iqa", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="an image or a folder of images")
+    parser.add_argument("--output", required=True, help="CSV file to write (image,score)")
+    parser.add_argument("--weights", help="SFD-IQA checkpoint (.safetensors with Feat-D and LPP weights)")
+    parser.add_argument("--variant", choices=VARIANTS,
+                        help="full = Eq. 10; baseline/featd/tgd = Table 4's ablations (default: full with --weights, "
+                             "baseline without)")
+    parser.add_argument("--alpha1", type=float, default=0.5, help="Eq. 9 weight of the fixed prompts' score s_o")
+    parser.add_argument("--alpha2", type=float, default=0.5, help="Eq. 9 weight of the LPP's score s_lp")
+    parser.add_argument("--clip-arch", help=f"CLIP model without --weights (default {PAPER_ARCH})")
+    parser.add_argument("--clip-weights",
+                        help="openai, none (random) or a file (default: the checkpoint's, or openai without --weights)")
+    parser.add_argument("--max-pixels", type=int, default=1024 * 1024,
+                        help="larger images are scored in tiles (map) and resized (global feature)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args(argv)
+
+
+def build_model(args: argparse.Namespace, variant: str) -> SFDIQA:
+    """The scorer the arguments describe; CheckpointError/ValueError for weights or options that do not work."""
+    kwargs = {"alpha1": args.alpha1, "alpha2": args.alpha2, "max_pixels": args.max_pixels}
+    if args.weights:
+        if args.clip_arch:
+            raise ValueError("--clip-arch applies only without --weights (the checkpoint names its CLIP model)")
+        return load_sfd_iqa(args.weights, clip_weights=args.clip_weights, **kwargs)
+    if variant != "baseline":
+        raise ValueError(f"--variant {variant} needs --weights (an SFD-IQA checkpoint with the trained Feat-D and "
+                         f"LPP); without it only --variant baseline can be computed")
+    return SFDIQA(CLIPEncoder(args.clip_arch or PAPER_ARCH, args.clip_weights or "openai"), **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry; returns the exit code."""
+    args = parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"error: {message.splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    source = Path(args.input)
+    if not source.exists():
+        return fail(f"input not found: {source}")
+    paths = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+    if not paths:
+        return fail(f"no files in {source}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return fail("--device cuda requested but CUDA is not available")
+    variant = args.variant or ("full" if args.weights else "baseline")
+    try:
+        model = build_model(args, variant).to(args.device)
+    except (CheckpointError, ValueError) as e:
+        return fail(str(e))
+    if model.encoder.random_weights:
+        print(f"note: CLIP has random weights ({model.encoder.weights_description}): the scores test the code, they "
+              f"do not measure quality", file=sys.stderr)
+
+    rows, skipped = [], []
+    for path in tqdm(paths, desc="SFD-IQA", unit="img"):
+        try:
+            img = read_image(path)
+        except (OSError, ValueError, Image.DecompressionBombError):  # PIL's UnidentifiedImageError is an OSError
+            skipped.append(path.name)
+            continue
+        if min(img.shape[:2]) < MIN_SIZE:
+            skipped.append(f"{path.name} (under {MIN_SIZE} px)")
+            continue
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(args.device)
+        with torch.inference_mode():
+            rows.append((path.name, model(x, variant).item()))
+    if skipped:
+        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {', '.join(skipped)}",
+              file=sys.stderr)
+    if not rows:
+        return fail(f"no readable images in {source}")
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("image", "score"))
+    writer.writerows((name, f"{score:.6f}") for name, score in rows)
+    write_text(args.output, buf.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`python -m pipeline.iqa` end to end on small images with a random-weight tiny-CLIP checkpoint."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
+from pipeline.archs.featd import FeatD
+from pipeline.archs.lpp import LearnablePromptPairs
+from pipeline.checkpoint import load_state_dict, save_state_dict
+from pipeline.fileio import read_image, write_image
+from pipeline.iqa import main
+from pipeline.sfd_iqa import load_sfd_iqa, save_sfd_iqa
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("iqa")
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    write_image(images / "b.png", rng.integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    write_image(images / "a.jpg", rng.integers(0, 256, (64, 70, 3), dtype=np.uint8))
+    (images / "notes.txt").write_text("not an image")
+    torch.manual_seed(0)
+    encoder = CLIPEncoder(TINY_ARCH, "none")
+    weights = root / "sfd_iqa.safetensors"
+    save_sfd_iqa(weights, encoder, FeatD(encoder.mid_channels, (32, 32, 16, 16)),
+                 LearnablePromptPairs(encoder, n_ctx=8), prompt_logit_scale=100.0)
+    return root, images, weights
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_folder_end_to_end(setup):
+    root, images, weights = setup
+    out = root / "scores.csv"
+    result = subprocess.run([sys.executable, "-m", "pipeline.iqa", "--input", str(images), "--output", str(out),
+                             "--weights", str(weights), "--device", "cpu"],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(out)
+    assert [r["image"] for r in rows] == ["a.jpg", "b.png"]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "notes.txt" in warnings[0]
+    assert "random weights" in result.stderr
+    model = load_sfd_iqa(weights)
+    for row in rows:
+        img = torch.from_numpy(read_image(images / row["image"])).permute(2, 0, 1)[None].float() / 255
+        assert float(row["score"]) == pytest.approx(model(img, "full").item(), abs=1e-6)
+
+
+def test_single_file_variant_and_baseline_without_weights(setup):
+    root, images, weights = setup
+    out = root / "tgd.csv"
+    assert main(["--input", str(images / "b.png"), "--output", str(out), "--weights", str(weights),
+                 "--variant", "tgd", "--alpha1", "0", "--alpha2", "1", "--device", "cpu"]) == 0
+    rows = read_rows(out)
+    img = torch.from_numpy(read_image(images / "b.png")).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        expected = load_sfd_iqa(weights).parts(img)["s_lp"].item()  # alpha1 = 0: s_aver is s_lp
+    assert [r["image"] for r in rows] == ["b.png"] and float(rows[0]["score"]) == pytest.approx(expected, abs=1e-6)
+
+    out = root / "baseline.csv"
+    assert main(["--input", str(images), "--output", str(out), "--clip-arch", TINY_ARCH, "--clip-weights", "none",
+                 "--device", "cpu"]) == 0
+    assert len(read_rows(out)) == 2
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_input", "input not found"),
+    ("missing_weights", "weights file not found"),
+    ("not_weights", "not a weights-only checkpoint"),
+    ("does_not_fit", "does not fit"),
+    ("full_without_weights", "needs --weights"),
+    ("no_images", "no readable images"),
+])
+def test_errors_exit_2_with_one_line(setup, tmp_path, capsys, case, message):
+    _, images, weights = setup
+    args = {"--input": str(images), "--output": str(tmp_path / "out.csv"), "--weights": str(weights)}
+    if case == "missing_input":
+        args["--input"] = str(tmp_path / "nowhere")
+    elif case == "missing_weights":
+        args["--weights"] = str(tmp_path / "absent.safetensors")
+    elif case == "not_weights":
+        (tmp_path / "junk.pth").write_text("not weights")
+        args["--weights"] = str(tmp_path / "junk.pth")
+    elif case == "does_not_fit":
+        args["--weights"] = str(tmp_path / "other.safetensors")
+        encoder = CLIPEncoder(TINY_ARCH, "none")
+        lpp = LearnablePromptPairs(encoder, n_ctx=8)
+        save_sfd_iqa(args["--weights"], encoder, FeatD(encoder.mid_channels, (32, 32, 16, 16)), lpp, 100.0)
+        state, meta = load_state_dict(args["--weights"])
+        save_state_dict(args["--weights"], state, {**meta, "n_ctx": "6"})
+    elif case == "full_without_weights":
+        del args["--weights"]
+        args["--variant"] = "full"
+    elif case == "no_images":
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "readme.txt").write_text("text")
+        args["--input"] = str(tmp_path / "docs")
+    argv = [item for pair in args.items() for item in pair] + ["--device", "cpu"]
+    assert main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "out.csv").exists()
