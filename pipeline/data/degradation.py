@@ -294,9 +294,10 @@ class PairPool:
                 raise ValueError(f"pool size {self.size} is not a multiple of the batch size {b}")
             self.lr = lr.new_zeros((self.size, *lr.shape[1:]))
             self.hr = hr.new_zeros((self.size, *hr.shape[1:]))
-            self.shapes = (lr.shape, hr.shape)
-        if (lr.shape, hr.shape) != self.shapes:
+            self.shapes = (lr.shape[1:], hr.shape[1:])
+        if (lr.shape[1:], hr.shape[1:]) != self.shapes:
             raise ValueError(f"batch shapes {tuple(lr.shape)}, {tuple(hr.shape)} differ from the first batch's")
+        self.lr, self.hr = self.lr.to(lr.device), self.hr.to(hr.device)  # a resumed pool is loaded on the CPU
         if self.filled < self.size:
             self.lr[self.filled:self.filled + b] = lr
             self.hr[self.filled:self.filled + b] = hr
@@ -307,3 +308,13 @@ class PairPool:
         out = self.lr[:b].clone(), self.hr[:b].clone()
         self.lr[:b], self.hr[:b] = lr, hr
         return out
+
+    def state_dict(self) -> dict:
+        """The pool's contents, so a resumed run mixes batches exactly as an uninterrupted one."""
+        return {"filled": self.filled, **({"lr": self.lr, "hr": self.hr} if self.lr is not None else {})}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.filled = state["filled"]
+        if "lr" in state:
+            self.lr, self.hr = state["lr"].clone(), state["hr"].clone()
+            self.shapes = (self.lr.shape[1:], self.hr.shape[1:])
