@@ -1,0 +1,56 @@
+"""Training datasets: random aligned patches from the sub-images `synthesize` writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.fileio import list_images, read_image
+
+
+def augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random horizontal flip and 90-degree rotation for every array (BasicSR's `augment`)."""
+    flip, rot = rng.random() < 0.5, int(rng.integers(4))
+    return [np.ascontiguousarray(np.rot90(a[:, ::-1] if flip else a, rot)) for a in arrays]
+
+
+def to_chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255)
+
+
+class PairedPatches(Dataset):
+    """Aligned (LR, HR) patches from the `HR_sub` (and `lr_dir`) sub-images of one or more training sets: HR
+    `patch` px, LR `patch / scale` px, cropped at the same place; without `lr_dir`, HR patches only.
+
+    Items are fetched by (epoch, index) keys (`trainer.SeededBatches`) and sampling is a pure function of
+    (seed, epoch, index), so a resumed run sees the same patches as an uninterrupted one with any number of
+    DataLoader workers.
+    """
+
+    def __init__(self, set_dirs: list[Path], patch: int, scale: int = 4, lr_dir: str | None = None, seed: int = 0):
+        self.hr_paths = [p for d in set_dirs for p in list_images(Path(d) / "HR_sub")]
+        if not self.hr_paths:
+            raise FileNotFoundError(f"no training sub-images in {[str(d) for d in set_dirs]}: run `synthesize`")
+        self.lr_dir = lr_dir
+        self.patch, self.scale, self.seed = patch, scale, seed
+
+    def __len__(self) -> int:
+        return len(self.hr_paths)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        hr = read_image(self.hr_paths[index])
+        size, lsize = self.patch, self.patch // self.scale
+        y = int(rng.integers(hr.shape[0] // self.scale - lsize + 1))
+        x = int(rng.integers(hr.shape[1] // self.scale - lsize + 1))
+        hr = hr[y * self.scale : y * self.scale + size, x * self.scale : x * self.scale + size]
+        if self.lr_dir is None:
+            (hr,) = augment([hr], rng)
+            return {"hr": to_chw(hr)}
+        path = self.hr_paths[index]
+        lr = read_image(path.parent.parent / self.lr_dir / path.name)[y : y + lsize, x : x + lsize]
+        lr, hr = augment([lr, hr], rng)
+        return {"lr": to_chw(lr), "hr": to_chw(hr)}

@@ -1,0 +1,248 @@
+"""One training iteration of each model the paper trains: the PSNR model (L1) and the GAN variants of SFD.
+
+Variants (Fig. 8's ablation): `esrgan` (the baseline: BasicSR's VGG-style image discriminator), `featd` (Feat-D
+only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss is Eq. 7 with the variant's
+adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients (for G) and reuses those
+features, detached, for the discriminators' step; the HR batch's features are computed without gradients; the LPP's
+text features are computed once and serve both steps. With `degradation` set (the real-world model), LR inputs
+are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual target is the sharpened GT.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from pipeline.archs.clip_encoder import CLIPEncoder, CLIPFeatures
+from pipeline.archs.featd import FeatD
+from pipeline.archs.lpp import LearnablePromptPairs
+from pipeline.archs.vgg19 import VGG19Features
+from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
+from pipeline.losses import loss_d_fea, loss_d_tg, loss_g_fea, loss_total, prompt_pair_score
+from pipeline.trainer import all_finite
+
+VARIANTS = ("esrgan", "featd", "tgd", "sfd")
+
+
+def variant_lambdas(variant: str, lambdas: dict) -> dict:
+    """Eq. 7's weights for a variant: the adversarial terms it does not have are 0 (and so never computed)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}, expected one of {VARIANTS}")
+    uses = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}[variant]
+    return {k: lambdas[k] if k in ("lambda1", "lambda2") or k in uses else 0.0 for k in
+            ("lambda1", "lambda2", "lambda3", "lambda4")}
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def adam(params, cfg: dict, device: torch.device) -> torch.optim.Adam:
+    """Adam as the paper trains (lr 1e-4, betas 0.9/0.99 by default); the fused kernel on CUDA."""
+    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), fused=device.type == "cuda")
+
+
+def multistep(opt, cfg: dict):
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg["milestones"], gamma=cfg["gamma"])
+
+
+class Step:
+    """Shared plumbing: device placement, DDP wrapping, bf16 autocast on CUDA, state for checkpoints."""
+
+    def __init__(self, cfg: dict, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.nets: dict[str, nn.Module] = {}
+        self.optims: dict[str, torch.optim.Optimizer] = {}
+        self.scheds: dict[str, object] = {}
+
+    def add_net(self, name: str, net: nn.Module, trainable: bool = True) -> nn.Module:
+        net = net.to(self.device)
+        if self.device.type == "cuda" and self.cfg.get("channels_last", True):
+            net = net.to(memory_format=torch.channels_last)
+        if trainable and torch.distributed.is_initialized():
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.nets[name] = net
+        return net
+
+    def add_optim(self, name: str, params) -> None:
+        self.optims[name] = adam(params, self.cfg, self.device)
+        self.scheds[name] = multistep(self.optims[name], self.cfg)
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.cfg.get("bf16", True):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def state_dict(self) -> dict:
+        return {"nets": {k: unwrap(v).state_dict() for k, v in self.nets.items() if k in self.optims or
+                         k in self.saved_nets()},
+                "optims": {k: v.state_dict() for k, v in self.optims.items()},
+                "scheds": {k: v.state_dict() for k, v in self.scheds.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state["nets"].items():
+            unwrap(self.nets[k]).load_state_dict(v)
+        for k, v in state["optims"].items():
+            self.optims[k].load_state_dict(v)
+        for k, v in state["scheds"].items():
+            self.scheds[k].load_state_dict(v)
+
+    def saved_nets(self) -> tuple[str, ...]:
+        return tuple(self.optims)
+
+    def finish(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        for sched in self.scheds.values():
+            sched.step()
+        logs = {k: float(v.detach()) for k, v in losses.items()}
+        logs["lr"] = self.optims["g"].param_groups[0]["lr"]
+        return logs
+
+
+class PSNRStep(Step):
+    """Stage 1: the fidelity-oriented model, L1 loss only."""
+
+    def __init__(self, generator: nn.Module, cfg: dict, device: torch.device):
+        super().__init__(cfg, device)
+        self.g = self.add_net("g", generator)
+        self.add_optim("g", self.g.parameters())
+
+    def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+        lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
+        with self.autocast():
+            sr = self.g(lr)
+        loss = F.l1_loss(sr.float(), hr)
+        if not all_finite(loss):
+            return None
+        self.optims["g"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optims["g"].step()
+        return self.finish({"l1": loss.detach()})
+
+
+def set_requires_grad(net: nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+class GANStep(Step):
+    """Stage 2: Eq. 7 for the generator, then the discriminators' losses (Eq. 1 and 5, or the image GAN)."""
+
+    def __init__(self, variant: str, generator: nn.Module, model_cfg: dict, lambdas: dict, cfg: dict,
+                 device: torch.device, degradation=None, pool=None, seed: int = 0):
+        super().__init__(cfg, device)
+        self.variant, self.seed = variant, seed
+        self.lambdas = variant_lambdas(variant, lambdas)
+        self.scale = model_cfg["prompt_logit_scale"]
+        self.degradation, self.pool = degradation, pool
+        self.g = self.add_net("g", generator)
+        self.add_optim("g", self.g.parameters())
+        self.vgg = self.add_net("vgg", VGG19Features(model_cfg["vgg19"]["weights"]), trainable=False) \
+            if self.lambdas["lambda2"] else None
+        needs_clip = variant != "esrgan"
+        self.encoder = self.add_net("clip", CLIPEncoder(**model_cfg["clip"]), trainable=False) if needs_clip else None
+        self.featd = self.lpp = self.image_d = None
+        if self.lambdas["lambda3"]:
+            self.featd = self.add_net("featd", FeatD(self.encoder.mid_channels, model_cfg["featd"]["widths"]))
+            self.add_optim("featd", self.featd.parameters())
+        if self.lambdas["lambda4"]:
+            self.lpp = self.add_net("lpp", LearnablePromptPairs(self.encoder, model_cfg["lpp"]["n_ctx"]))
+            self.add_optim("lpp", self.lpp.parameters())
+        if variant == "esrgan":
+            self.image_d = self.add_net("image_d", VGGStyleDiscriminator(
+                num_feat=model_cfg["image_d"]["num_feat"], input_size=cfg["patch"]))
+            self.add_optim("image_d", self.image_d.parameters())
+        self.discriminators = [n for n in ("featd", "lpp", "image_d") if n in self.optims]
+
+    def make_pair(self, batch: dict, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(LR, HR for the adversarial terms, HR target for L1 and perceptual)."""
+        if self.degradation is None:
+            hr = self.to_device(batch["hr"])
+            return self.to_device(batch["lr"]), hr, hr
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+        hr = batch["hr"].to(self.device)
+        lr = self.degradation(hr, generator)
+        patch, s = self.cfg["patch"], self.degradation.scale
+        lp = patch // s
+        y = int(torch.randint(lr.shape[-2] - lp + 1, (1,), generator=generator))
+        x = int(torch.randint(lr.shape[-1] - lp + 1, (1,), generator=generator))
+        lr, hr = lr[..., y:y + lp, x:x + lp], hr[..., y * s:y * s + patch, x * s:x * s + patch]
+        lr, hr = self.pool(lr.contiguous(), hr.contiguous(), generator)
+        return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
+
+    def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+        lr, hr, target = self.make_pair(batch, iteration)
+        frozen = [net for net in (self.featd, self.image_d) if net is not None]
+        for net in frozen:
+            set_requires_grad(net, False)
+        with self.autocast():
+            sr = self.g(lr)
+            sr_feats = self.encoder(sr, with_output=bool(self.lpp)) if self.encoder else None
+            text = self.lpp(self.encoder) if self.lpp else None  # keeps its graph for the LPP's step below
+            total, parts = loss_total(sr, target, self.lambdas, vgg=self.vgg, featd=unwrap(self.featd) if self.featd
+                                      else None, text_features=text, prompt_logit_scale=self.scale, sr_feats=sr_feats)
+            if self.image_d is not None:
+                parts["g_img"] = loss_g_fea(unwrap(self.image_d)(sr))
+                total = total + self.cfg["image_gan_weight"] * parts["g_img"]
+        if not all_finite(total):
+            return None
+        self.optims["g"].zero_grad(set_to_none=True)
+        total.backward()
+        self.optims["g"].step()
+        for net in frozen:
+            set_requires_grad(net, True)
+
+        logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
+        with self.autocast():
+            d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)
+        if not all_finite(d_loss):
+            return None
+        for name in self.discriminators:
+            self.optims[name].zero_grad(set_to_none=True)
+        d_loss.backward()
+        for name in self.discriminators:
+            self.optims[name].step()
+        return self.finish(logs)
+
+    def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):
+        """Eq. 1 (Feat-D) + Eq. 5 (LPP), or the image GAN's D loss; logs D(HR)/D(SR) means and LPP scores."""
+        if self.image_d is not None:  # real and fake in separate forwards: its BatchNorm sees each alone (BasicSR)
+            real, fake = self.image_d(hr), self.image_d(sr)
+            loss = loss_d_fea(real, fake)
+            logs.update(d_img=loss.detach(), d_hr=torch.sigmoid(real.float()).mean(),
+                        d_sr=torch.sigmoid(fake.float()).mean())
+            return loss
+        with torch.no_grad():
+            hr_feats = self.encoder(hr, with_output=bool(self.lpp))
+        loss = 0.0
+        if self.featd is not None:
+            m = [torch.cat([h, s.detach()]) for h, s in zip(hr_feats[:3], sr_feats[:3])]
+            real, fake = self.featd(*m).chunk(2)
+            d_fea = loss_d_fea(real, fake)
+            logs.update(d_fea=d_fea.detach(), d_hr=torch.sigmoid(real.float()).mean(),
+                        d_sr=torch.sigmoid(fake.float()).mean())
+            loss = loss + d_fea
+        if self.lpp is not None:
+            s_hr = prompt_pair_score(hr_feats.out, *text, self.scale)
+            s_sr = prompt_pair_score(sr_feats.out.detach(), *text, self.scale)
+            d_tg = loss_d_tg(s_hr, s_sr)
+            logs.update(d_tg=d_tg.detach(), lpp_hr=s_hr.detach().mean(), lpp_sr=s_sr.detach().mean())
+            loss = loss + d_tg
+        return loss
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.pool is not None:
+            state["pool"] = self.pool.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.pool is not None:
+            self.pool.load_state_dict(state["pool"])

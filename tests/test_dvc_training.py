@@ -1,0 +1,39 @@
+"""The training half of the quick DAG under DVC: every stage runs, and `-S lambda4=...` re-runs exactly its users."""
+import re
+
+import yaml
+
+from conftest import run
+from pipeline.checkpoint import load_state_dict
+from pipeline.sfd_iqa import load_sfd_iqa
+
+SHORT = {"iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 2}
+
+
+def shorten(params: dict) -> dict:
+    for stage in ("pretrain_psnr", "train_gan", "train_real"):
+        params[stage]["quick"].update(SHORT)
+    params["pretrain_psnr"]["quick"]["milestones"] = [3]
+    params["train_gan"]["quick"]["milestones"] = [3]
+    params["train_real"]["quick"]["milestones"] = [3]
+    return params
+
+
+def test_training_stages_and_lambda4_rerun_set(project_copy):
+    path = project_copy / "params.yaml"
+    path.write_text(yaml.safe_dump(shorten(yaml.safe_load(path.read_text())), sort_keys=False))
+    run(["dvc", "repro"], project_copy)
+    for name in ("psnr", "esrgan", "featd", "tgd", "sfd", "real"):
+        state, _ = load_state_dict(project_copy / "models" / name / "generator.safetensors")
+        assert "conv_first.weight" in state
+    iqa = load_sfd_iqa(project_copy / "models" / "real" / "sfd_iqa.safetensors")
+    assert iqa.featd is not None and iqa.lpp is not None
+    metrics = yaml.safe_load((project_copy / "dvclive" / "sfd" / "metrics.json").read_text())
+    assert {"g_l1", "d_fea", "d_tg", "lpp_hr", "lpp_sr"} <= set(metrics["train"]) and "psnr_y" in metrics["val"]
+
+    run(["git", "add", "-A"], project_copy)
+    run(["git", "commit", "-qm", "quick run"], project_copy)
+    out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert {"train_gan@tgd", "train_gan@sfd", "train_real"} <= ran
+    assert not ran & {"download", "synthesize", "pretrain_psnr", "train_gan@esrgan", "train_gan@featd"}, ran

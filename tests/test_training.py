@@ -1,0 +1,148 @@
+"""Training loop guarantees: exact resume, the NaN guard, and a 2-process DDP run with identical ranks."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.data.datasets import PairedPatches
+from pipeline.fileio import write_image
+from pipeline.train_step import GANStep, PSNRStep, unwrap
+from pipeline.trainer import SeededBatches, train
+
+MODEL = {"generator": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": "clip_tiny", "weights": "none"},
+         "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
+         "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
+       "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0,
+       "image_gan_weight": 0.005, "config": {"test": 1}}
+
+
+@pytest.fixture(scope="module")
+def train_set(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("set")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        hr = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        write_image(root / "HR_sub" / f"{i}.png", hr)
+        write_image(root / "LR_x4_sub" / f"{i}.png", hr[::4, ::4].copy())
+    return root
+
+
+def sfd_step(variant: str = "sfd") -> GANStep:
+    torch.manual_seed(0)
+    return GANStep(variant, RRDBNet(**MODEL["generator"]), MODEL, LAMBDAS, CFG, torch.device("cpu"))
+
+
+def weights(step) -> dict[str, torch.Tensor]:
+    return {f"{n}.{k}": v.clone() for n in step.optims for k, v in unwrap(step.nets[n]).state_dict().items()}
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAt:
+    """Wraps a step and raises at `iteration`, like a run killed between two checkpoints."""
+
+    def __init__(self, step, iteration):
+        self.inner, self.iteration = step, iteration
+
+    def step(self, batch, iteration):
+        if iteration == self.iteration:
+            raise Interrupt
+        return self.inner.step(batch, iteration)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_batches_are_a_function_of_seed_and_iteration():
+    full = list(SeededBatches(10, 4, seed=1, start=0, stop=7))
+    assert list(SeededBatches(10, 4, seed=1, start=3, stop=7)) == full[3:]
+    ranks = [list(SeededBatches(10, 4, seed=1, start=0, stop=7, rank=r, world=2)) for r in (0, 1)]
+    assert [sorted(a + b) for a, b in zip(*ranks)] == [sorted(k) for k in full]
+
+
+def test_resume_equals_uninterrupted(tmp_path, train_set):
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    straight = sfd_step()
+    train(straight, data, CFG, tmp_path / "straight")
+
+    with pytest.raises(Interrupt):
+        train(StopAt(sfd_step(), 4), data, CFG, tmp_path / "resumed")  # dies after the checkpoint of iteration 2
+    saved = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert saved["iteration"] == 2
+    resumed = sfd_step()
+    train(resumed, data, CFG, tmp_path / "resumed")
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys() and {"g", "featd", "lpp"} <= set(straight.optims)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["g.conv_first.weight"], weights(sfd_step())["g.conv_first.weight"])
+
+
+def test_changed_params_start_afresh(tmp_path, train_set):
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    with pytest.raises(Interrupt):
+        train(StopAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), 4), data, CFG, tmp_path)
+    other = {**CFG, "config": {"test": 2}}
+    step = StopAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), 2)
+    with pytest.raises(Interrupt):  # iteration 2 is reached again: the old checkpoint was not resumed
+        train(step, data, other, tmp_path)
+
+
+class NaNAt:
+    """Feeds NaN images at the given iterations."""
+
+    def __init__(self, step, iterations):
+        self.inner, self.iterations = step, set(iterations)
+
+    def step(self, batch, iteration):
+        if iteration in self.iterations:
+            batch = {k: torch.full_like(v, float("nan")) for k, v in batch.items()}
+        return self.inner.step(batch, iteration)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_nan_step_is_skipped_and_weights_stay_finite(tmp_path, train_set):
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    step = sfd_step()
+    skipped = train(NaNAt(step, {3}), data, CFG, tmp_path)
+    assert skipped == 1
+    assert all(torch.isfinite(v).all() for v in weights(step).values())
+
+
+def test_many_nan_steps_stop_with_a_clear_error(tmp_path, train_set):
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    with pytest.raises(FloatingPointError, match=r"up to iteration 5.*last checkpoint .*iteration 4"):
+        train(NaNAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), {3, 4, 5}), data, CFG,
+              tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_ddp_ranks_end_identical(tmp_path, train_set):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_worker.py")), str(train_set), str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 10
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    start = weights(sfd_step())
+    assert not torch.equal(ranks[0]["g.conv_first.weight"], start["g.conv_first.weight"])
