@@ -31,6 +31,8 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     metrics = yaml.safe_load((project_copy / "dvclive" / "sfd" / "metrics.json").read_text())
     assert {"g_l1", "d_fea", "d_tg", "lpp_hr", "lpp_sr"} <= set(metrics["train"]) and "psnr_y" in metrics["val"]
 
+    assert run(["dvc", "status", "-q"], project_copy, check=False).returncode == 0, "a second repro would do work"
+
     run(["git", "add", "-A"], project_copy)
     run(["git", "commit", "-qm", "quick run"], project_copy)
     out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
