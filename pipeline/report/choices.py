@@ -1,0 +1,77 @@
+"""The choices the paper does not specify, each with a one-line reason and its value in params.yaml.
+
+The paper gives the losses' form, the data, Adam and lr 1e-4; everything else is ours. A choice that is a param
+is named by its dotted key with any `quick:`/`paper:` block left out (`model.featd.widths` is read from
+`model.<profile>.featd.widths`); one that is fixed in code names the module instead.
+"""
+from __future__ import annotations
+
+from pipeline.params import PROFILES, ParamError, for_profile, lookup
+
+# (param key or None, where it lives when fixed in code, why)
+CHOICES: tuple[tuple[str | None, str, str], ...] = (
+    ("lambda1", "", "Eq. 7 L1 weight; the paper gives no loss weights (1, as Real-ESRGAN)"),
+    ("lambda2", "", "Eq. 7 VGG19 perceptual weight (1, as Real-ESRGAN)"),
+    ("lambda3", "", "Eq. 7 Feat-D adversarial weight (0.1, Real-ESRGAN's GAN weight)"),
+    ("lambda4", "", "Eq. 7 TG-D adversarial weight (0.1, the same as Feat-D's)"),
+    ("alpha1", "", "Eq. 9 weight of the fixed-prompt score s_o; equal weights, the paper gives none"),
+    ("alpha2", "", "Eq. 9 weight of the learnable-prompt score s_lp"),
+    ("model.prompt_logit_scale", "", ("Eq. 3-4 follow CLIP-IQA, which scales the cosines by CLIP's 100 before the "
+                                      "softmax; 1 is Eq. 4 as printed")),
+    ("model.featd.widths", "", ("Feat-D's layers are not given: a top-down decoder over F_m3..F_m1 with three "
+                                "upsamplings (Fig. 9 reads the 3rd), spectral-normalised convs")),
+    ("model.lpp.n_ctx", "", "learnable context tokens per prompt (CoOp's 16); the paper gives no count"),
+    (None, "pipeline/archs/lpp.py", ("the LPP context starts from the token embeddings of a sentence ending in "
+                                     "'Good photo.' / 'Bad photo.', not CoOp's random filler")),
+    (None, "pipeline/losses.py", ("the generator's GAN terms of Eq. 2 and 6 use the non-saturating -log D(SR) "
+                                  "instead of the printed log(1 - D(SR)), as BasicSR and SeD do")),
+    (None, "pipeline/archs/clip_encoder.py", ("CLIP's 7x7 attention-pool position table is interpolated (bicubic) "
+                                              "so the encoder takes any patch size")),
+    ("model.clip.weights", "", ("quick profile: random CLIP weights (no download offline), so its numbers are "
+                                "not the paper's")),
+    ("model.clip.arch", "", "quick profile: a tiny CLIP of the same classes so training fits a 2-core CPU"),
+    ("model.vgg19.weights", "", "quick profile: random VGG19 for the perceptual loss"),
+    ("model.generator", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
+    ("model.image_d.num_feat", "", "width of the ESRGAN baseline's VGG-style image discriminator (Fig. 8)"),
+    ("train_gan.image_gan_weight", "", "the ESRGAN baseline's adversarial weight (BasicSR's ESRGAN: 0.005)"),
+    ("train_gan.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
+    ("train_gan.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
+    ("train_gan.batch", "", "batch size; not in the paper"),
+    ("train_gan.patch", "", "HR patch size; not in the paper"),
+    ("train_gan.milestones", "", "lr halving steps; not in the paper (BasicSR's ESRGAN schedule)"),
+    ("pretrain_psnr.init_from", "", ("the fidelity-oriented start: BasicSR's public PSNR RRDB instead of "
+                                     "training stage 1 ourselves")),
+    ("train_real.degrade_size", "", "HR crop the real-world degradation runs on (Real-ESRGAN: 400)"),
+    ("degradation.pool_size", "", "training-pair queue that mixes degradations across batches (Real-ESRGAN: 180)"),
+    ("synthesize.real_sets", "", ("RealD2K is DIV2K valid degraded by the training pipeline with our seed; the "
+                                  "paper's degraded images are not published")),
+    ("tsne.perplexity", "", "t-SNE perplexity; the paper gives no t-SNE settings"),
+    (None, "pipeline/tsne.py", "Fig. 9's features are global-average-pooled per image or crop into one point"),
+    ("seed", "", "one seed for data synthesis, initialisation and sampling"),
+)
+
+
+def resolve(params: dict, key: str, profile: str):
+    """The value of a choice's dotted key for `profile`, reading through the section's profile block."""
+    section, _, rest = key.partition(".")
+    node = lookup(params, section)
+    if not rest:
+        return node
+    if isinstance(node, dict) and any(p in node for p in PROFILES):
+        node = for_profile(node, profile)
+    return lookup(node, rest, key)
+
+
+def choices_table(params: dict, profile: str) -> list[dict]:
+    """[{key, value, why}] for the report; `value` says 'missing from params.yaml' rather than failing."""
+    rows = []
+    for key, where, why in CHOICES:
+        if key is None:
+            rows.append({"key": "(in code)", "value": where, "why": why})
+            continue
+        try:
+            value = resolve(params, key, profile)
+        except ParamError:
+            value = "missing from params.yaml"
+        rows.append({"key": key, "value": value, "why": why})
+    return rows

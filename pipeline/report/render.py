@@ -1,0 +1,158 @@
+"""Render `reports/paper_tables.html`: one self-contained file (inline CSS, figures as data URIs, no link to any
+other host) that sets our metrics beside the paper's Tables 1-5 and Figs. 1, 2, 8, 9.
+
+Its header says what the numbers are: the profile, the weights every network used (random or pretrained, from the
+metrics files' `weights` maps and `models/*/weights.json`), the datasets, the git revision and the date; its end
+lists the choices the paper does not specify and every param the report stage declares.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from pipeline.fileio import write_text
+from pipeline.report.choices import choices_table
+from pipeline.report.figures import build_figures
+from pipeline.report.tables import build_tables, fmt, read_paper
+
+TEMPLATE = "template.html.j2"
+TABLE_OF_SET = {"table1": "Table 1, classical SR", "table2": "Table 2, real-world SR"}
+
+
+def load_json(path: Path) -> dict | None:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def git_revision(repo: Path) -> str:
+    """`git rev-parse --short HEAD`, with '+dirty' when the work tree has changes; 'unknown' outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        rev = git("rev-parse", "--short", "HEAD")
+        return rev + ("+dirty" if git("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(params: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested params as (dotted key, value) pairs; lists and scalars shown as JSON."""
+    out = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += flatten(value, name + ".")
+        else:
+            out.append((name, show(value)))
+    return out
+
+
+def show(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def is_random(description: str) -> bool:
+    text = str(description).lower()
+    return "random" in text or text.strip() == "none" or text.startswith("none ")
+
+
+def weights_rows(models_dir: Path, metrics: dict[str, dict | None]) -> list[dict]:
+    """[{network, weights, random}] from models/*/weights.json and the `weights` map of each metrics file."""
+    rows = []
+    for path in sorted(Path(models_dir).glob("*/weights.json")):
+        info = json.loads(path.read_text())
+        for net, desc in info.items():
+            if net != "variant":
+                rows.append({"network": f"models/{path.parent.name}: {net}", "weights": show(desc),
+                             "random": is_random(desc)})
+    for stage, data in metrics.items():
+        for name, desc in (data or {}).get("weights", {}).items():
+            rows.append({"network": f"{stage}: {name}", "weights": show(desc), "random": is_random(desc)})
+    return rows
+
+
+def stage_notes(stage: str, data: dict | None) -> list[str]:
+    """The `notes` of a metrics file (a string, a list or a map) as lines naming the stage."""
+    notes = (data or {}).get("notes") or []
+    if isinstance(notes, str):
+        notes = [notes]
+    elif isinstance(notes, dict):
+        notes = [f"{k}: {v}" for k, v in notes.items()]
+    return [f"{stage}: {n}" for n in notes]
+
+
+def _count_rows(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def dataset_rows(metrics_dir: Path, sr: dict | None, iqa: dict | None, tsne: dict | None) -> list[dict]:
+    """[{name, use, images}] of every set the metrics files cover; `images` from their per-image CSVs."""
+    rows = []
+    for name, table in (sr or {}).get("table", {}).items():
+        models = list(sr.get("results", {}).get(name) or {})
+        count = next((n for m in models if (n := _count_rows(metrics_dir / "sr" / m / f"{name}.csv"))), None)
+        rows.append({"name": name, "use": TABLE_OF_SET.get(table, table), "images": count})
+    for name, methods in (iqa or {}).get("results", {}).items():
+        count = next((n for m in methods if (n := _count_rows(metrics_dir / "iqa" / m / f"{name}.csv"))), None)
+        subsets = ", ".join(iqa.get("subsets", {}).get(name) or {})
+        rows.append({"name": name, "use": "Table 3, IQA" + (f"; Table 4 sub-types: {subsets}" if subsets else ""),
+                     "images": count})
+    if tsne:
+        rows.append({"name": "t-SNE points", "use": f"Fig. 9, {tsne.get('n_classes', '?')} classes",
+                     "images": tsne.get("n_points")})
+    return rows
+
+
+def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_dir: Path, models_dir: Path,
+                  repo: Path, now: datetime.datetime | None = None) -> dict:
+    metrics_dir = Path(metrics_dir)
+    sr, iqa, tsne = (load_json(metrics_dir / f"{n}.json") for n in ("sr", "iqa", "tsne"))
+    metrics = {"eval_sr": sr, "eval_iqa": iqa, "tsne": tsne}
+    paper = read_paper(paper_dir)
+    profile = params.get("profile", "unknown")
+    weights = weights_rows(models_dir, metrics)
+    stale = [f"{stage} ran with profile {data['profile']!r}" for stage, data in metrics.items()
+             if data and data.get("profile") not in (None, profile)]
+    missing = [f"reports/metrics/{n}.json" for n, d in (("sr", sr), ("iqa", iqa), ("tsne", tsne)) if d is None]
+    return {
+        "profile": profile,
+        "revision": git_revision(repo),
+        "date": (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        "weights": weights,
+        "random_weights": [w["network"] for w in weights if w["random"]],
+        "datasets": dataset_rows(metrics_dir, sr, iqa, tsne),
+        "stale": stale,
+        "missing": missing,
+        "notes": [n for stage, data in metrics.items() for n in stage_notes(stage, data)],
+        "tables": build_tables(paper, sr, iqa),
+        "figures": build_figures(sr, iqa, tsne, paper, Path(figures_dir) / "tsne.png"),
+        "choices": choices_table(params, profile),
+        "params": flatten(params),
+    }
+
+
+def render_html(context: dict) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(fmt=fmt, show=show)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def render_report(out: Path, params: dict, *, metrics_dir: Path = Path("reports/metrics"),
+                  figures_dir: Path = Path("reports/figures"), paper_dir: Path = Path("reports/paper"),
+                  models_dir: Path = Path("models"), repo: Path = Path("."),
+                  now: datetime.datetime | None = None) -> Path:
+    """Write the report to `out` (atomically) and return its path."""
+    context = build_context(params, metrics_dir=metrics_dir, figures_dir=figures_dir, paper_dir=paper_dir,
+                            models_dir=models_dir, repo=repo, now=now)
+    write_text(out, render_html(context))
+    return Path(out)

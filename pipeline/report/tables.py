@@ -1,0 +1,312 @@
+"""The paper's Tables 1-5 beside ours: rows and columns as the paper prints them, each cell holding our value,
+the paper's value and their difference.
+
+Our metrics come from the eval stages' JSON files (`reports/metrics/sr.json`, `iqa.json`, formats in the README);
+the paper's from its tables as long CSVs (`reports/paper/table*.csv`, one number a row, `-` cells empty). A model or
+method of ours fills the paper's column (or row) of its counterpart; ours without a counterpart (bicubic, the PSNR
+model, the ablation variants, quick-profile sets) are added after the paper's, marked "ours only". Every cell we
+could not fill says why. The best and second-best of our values are marked along each metric's line (a row where
+the paper's metrics are rows, a column where they are columns), as the paper marks its own.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HIGHER_BETTER = frozenset({"psnr", "ssim", "plcc", "srcc", "krcc"})
+LOWER_BETTER = frozenset({"lpips", "dists", "niqe"})
+METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "dists": "DISTS", "niqe": "NIQE", "plcc": "PLCC",
+                "srcc": "SRCC", "krcc": "KRCC"}
+DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "dists": 3, "niqe": 3, "plcc": 4, "srcc": 4, "krcc": 4}
+
+PAPER_FILES = {"table1": "table1_classical_sr_x4.csv", "table2": "table2_realworld_sr_x4.csv",
+               "table3": "table3_ou_nr_iqa.csv", "table4": "table4_iqa_ablation.csv",
+               "table5": "table5_other_restoration.csv"}
+CAPTIONS = {
+    "table1": "Table 1. Classical x4 SR: PSNR / SSIM (Y channel) and LPIPS / DISTS.",
+    "table2": "Table 2. Real-world x4 SR.",
+    "table3": "Table 3. Opinion-unaware no-reference IQA: PLCC / SRCC / KRCC with the MOS.",
+    "table4": "Table 4. SFD-IQA ablation on the sub-types of PIPAL's training set and KonIQ-10k.",
+    "table5": "Table 5. Deraining (Rain100L) and deblurring (GoPro) with NAFNet.",
+}
+# Our run or method -> the paper's column (Tables 1, 2) or row (Table 3) it reproduces.
+SR_COUNTERPARTS = {"table1": {"sfd": "RRDB+Ours", "esrgan": "ESRGAN"}, "table2": {"real": "SFD"}}
+IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-NIQE", "clipiqa": "CLIPQA"}
+OUR_LABELS = {"bicubic": "Bicubic", "psnr": "RRDB PSNR (L1)", "esrgan": "ESRGAN baseline", "featd": "w/ Feat-D",
+              "tgd": "w/ TG-D", "sfd": "SFD (Feat-D + TG-D)", "real": "SFD real-world",
+              "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
+              "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
+# Table 4's variants as the eval stage names them (with or without the `sfd_iqa_` prefix) -> the paper's column.
+VARIANT_COLUMNS = {"baseline": "Baseline", "featd": "w/ Feat-D", "tgd": "w/ TG-D", "full": "SFD-IQA"}
+
+NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not train (evaluate its public "
+                     "checkpoint by listing it under eval_sr.external)")
+NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
+NO_REASON = "n/a in the metrics file, which gives no reason"
+TABLE5_REASON = ("not computed: this pipeline trains and evaluates x4 SR and IQA only; NAFNet deraining "
+                 "(Rain100L) and deblurring (GoPro) are outside its scope")
+
+
+@dataclass
+class Cell:
+    metric: str
+    ours: float | None = None
+    paper: float | None = None
+    reason: str | None = None  # why `ours` is n/a
+    rank: int | None = None  # 1: best, 2: second best of our values on the metric's line
+    note: int | None = None  # the number of `reason` among the table's notes
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.ours is None or self.paper is None else self.ours - self.paper
+
+
+@dataclass
+class Header:
+    label: str
+    ours_only: bool = False
+
+
+@dataclass
+class Row:
+    labels: tuple[str, ...]
+    cells: list[Cell]
+    ours_only: bool = False
+
+
+@dataclass
+class Table:
+    id: str
+    caption: str
+    row_heads: tuple[str, ...]  # titles of the row-label columns
+    columns: list[Header]
+    rows: list[Row]
+    compare: str  # "row" or "column": where one metric's values line up
+    col_groups: list[tuple[str, int]] = field(default_factory=list)  # (label, span) above `columns`
+    notes: list[str] = field(default_factory=list)
+
+    def finish(self) -> Table:
+        """Rank our values along each metric's line and number the reasons of the n/a cells."""
+        lines = [r.cells for r in self.rows] if self.compare == "row" else list(zip(*(r.cells for r in self.rows)))
+        for line in lines:
+            mark_best(line)
+        for cell in (c for r in self.rows for c in r.cells if c.ours is None and c.reason):
+            if cell.reason not in self.notes:
+                self.notes.append(cell.reason)
+            cell.note = self.notes.index(cell.reason) + 1
+        return self
+
+
+def mark_best(cells) -> None:
+    """Set `rank` 1 / 2 on the best / second-best `ours` values (ties share a rank); all cells share one metric."""
+    values = [c.ours for c in cells if c.ours is not None]
+    if not values:
+        return
+    sign = 1 if cells[0].metric in HIGHER_BETTER else -1
+    ordered = sorted(set(values), key=lambda v: -sign * v)
+    for cell in cells:
+        if cell.ours is not None and cell.ours in ordered[:2]:
+            cell.rank = ordered.index(cell.ours) + 1
+
+
+def fmt(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:{'+' if signed else ''}.{DECIMALS.get(metric, 4)}f}"
+
+
+def read_paper(paper_dir: Path) -> dict[str, list[dict]]:
+    """The paper's tables: {table id: rows}, `value` a float or None where the paper prints `-`."""
+    tables = {}
+    for table_id, name in PAPER_FILES.items():
+        with open(Path(paper_dir) / name, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            row["value"] = float(row["value"]) if row["value"].strip() else None
+        tables[table_id] = rows
+    return tables
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _norm(name: str) -> str:
+    """A name's letters and digits, lower case, before any parenthesis: 'Real-ESRGAN (public)' -> 'realesrgan'."""
+    return re.sub(r"[^a-z0-9]", "", name.split(" (")[0].lower())
+
+
+def assign_columns(ours: list[str], paper: list[str], fixed: dict[str, str]) -> dict[str, str]:
+    """Our name -> the paper's column or row it fills, one each. A name outside `fixed` that matches a paper
+    column (an external checkpoint such as 'ESRGAN (public)') comes first, as it is the very model the paper
+    evaluated; then our runs fill their `fixed` counterparts where still free."""
+    by_norm = {_norm(p): p for p in paper}
+    taken: dict[str, str] = {}
+    for o in ours:
+        column = by_norm.get(_norm(o))
+        if o not in fixed and column and column not in taken.values():
+            taken[o] = column
+    for o in ours:
+        if o in fixed and fixed[o] in paper and fixed[o] not in taken.values():
+            taken[o] = fixed[o]
+    return taken
+
+
+def _ours_value(entry, metric: str, na: dict, method: str, where: str) -> tuple[float | None, str | None]:
+    """`metric` of `method` on `where` from an eval JSON entry ({metric: value} or "n/a"), or None and the reason."""
+    if entry is None:
+        return None, f"not evaluated: {method} on {where}"
+    if entry == "n/a":
+        return None, na.get(f"{method} on {where}") or na.get(method) or NO_REASON
+    value = entry.get(metric)
+    if value is None:
+        return None, f"no {METRIC_NAMES.get(metric, metric)} in the metrics file"
+    if value == "n/a":
+        return None, na.get(metric, NO_REASON)
+    return float(value), None
+
+
+def _variant(name: str) -> tuple[str, str]:
+    """(Table 4 column, eval method name) of a variant named `full` or `sfd_iqa`, `baseline` or
+    `sfd_iqa_baseline`, ..."""
+    short = "full" if name == "sfd_iqa" else name.removeprefix("sfd_iqa_")
+    return VARIANT_COLUMNS.get(short, name), "sfd_iqa" if short == "full" else f"sfd_iqa_{short}"
+
+
+def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: str) -> Table:
+    """Table 1 or 2: rows (benchmark, metric), one column per method; `missing` says why `sr` is None."""
+    methods = _unique(r["method"] for r in paper_rows)
+    benchmarks = _unique(r["benchmark"] for r in paper_rows)
+    paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
+    paper = {(r["benchmark"], r["metric"].lower(), r["method"]): r["value"] for r in paper_rows}
+    results = (sr or {}).get("results", {})
+    our_sets = [s for s, t in (sr or {}).get("table", {}).items() if t == table_id and s in results]
+    models = _unique(m for s in our_sets for m in results[s])
+    to_paper = assign_columns(models, methods, SR_COUNTERPARTS.get(table_id, {}))
+    extra_models = [m for m in models if m not in to_paper]
+    metrics = paper_metrics + _unique(k for s in our_sets for m in results[s].values() if isinstance(m, dict)
+                                      for k in m if k in METRIC_NAMES and k not in paper_metrics)
+    from_paper = {p: o for o, p in to_paper.items()}
+    columns = [Header(p) for p in methods] + [Header(OUR_LABELS.get(m, m), ours_only=True) for m in extra_models]
+    col_models = [from_paper.get(p) for p in methods] + extra_models
+    na = (sr or {}).get("na", {})
+
+    rows = []
+    for bench in benchmarks + [s for s in our_sets if s not in benchmarks]:
+        for metric in metrics:
+            cells = []
+            for i, model in enumerate(col_models):
+                cell = Cell(metric, paper=paper.get((bench, metric, methods[i])) if i < len(methods) else None)
+                if sr is None:
+                    cell.reason = missing
+                elif model is None:
+                    cell.reason = NOT_REPRODUCED_SR
+                elif bench not in our_sets:
+                    cell.reason = f"{bench} is not evaluated in the {sr.get('profile', '?')} profile"
+                else:
+                    cell.ours, cell.reason = _ours_value(results[bench].get(model), metric, na, model, bench)
+                cells.append(cell)
+            rows.append(Row((bench, METRIC_NAMES.get(metric, metric)), cells,
+                            ours_only=bench not in benchmarks or metric not in paper_metrics))
+    return Table(table_id, CAPTIONS[table_id], ("Benchmark", "Metric"), columns, rows, "row").finish()
+
+
+def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
+    """Table 3: one row per method, columns (dataset x PLCC / SRCC / KRCC)."""
+    methods = _unique(r["method"] for r in paper_rows)
+    datasets = _unique(r["dataset"] for r in paper_rows)
+    metrics = _unique(r["metric"].lower() for r in paper_rows)
+    paper = {(r["method"], r["dataset"], r["metric"].lower()): r["value"] for r in paper_rows}
+    results = (iqa or {}).get("results", {})
+    ours = _unique(m for s in results.values() for m in s)
+    to_paper = assign_columns(ours, methods, IQA_COUNTERPARTS)
+    from_paper = {p: o for o, p in to_paper.items()}
+    sets = datasets + [s for s in results if s not in datasets]
+    na = (iqa or {}).get("na", {})
+
+    rows = []
+    for label, method, ours_only in ([(p, from_paper.get(p), False) for p in methods]
+                                     + [(OUR_LABELS.get(o, o), o, True) for o in ours if o not in to_paper]):
+        cells = []
+        for dataset in sets:
+            for metric in metrics:
+                cell = Cell(metric, paper=None if ours_only else paper.get((label, dataset, metric)))
+                if iqa is None:
+                    cell.reason = missing
+                elif method is None:
+                    cell.reason = NOT_REPRODUCED_IQA
+                elif dataset not in results:
+                    cell.reason = f"{dataset} is not evaluated in the {iqa.get('profile', '?')} profile"
+                else:
+                    cell.ours, cell.reason = _ours_value(results[dataset].get(method), metric, na, method, dataset)
+                cells.append(cell)
+        rows.append(Row((label,), cells, ours_only=ours_only))
+    columns = [Header(METRIC_NAMES[m], ours_only=d not in datasets) for d in sets for m in metrics]
+    groups = [(d if d in datasets else f"{d} (ours only)", len(metrics)) for d in sets]
+    return Table("table3", CAPTIONS["table3"], ("IQA method",), columns, rows, "column", groups).finish()
+
+
+def ablation_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
+    """Table 4: rows (metric, 'Dataset. Sub-type'), one column per SFD-IQA variant."""
+    variants = _unique(r["variant"] for r in paper_rows)
+    subsets = _unique(r["subset"] for r in paper_rows)
+    paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
+    paper = {(r["metric"].lower(), r["subset"].lower(), r["variant"]): r["value"] for r in paper_rows}
+    ours: dict[str, dict] = {}  # "set. subset" (lower case) -> {paper variant column: (method, {metric: value})}
+    labels: dict[str, str] = {}
+    where: dict[str, str] = {}  # the eval stage's name of a subset in its "na" keys
+    for dataset, by_subset in (iqa or {}).get("subsets", {}).items():
+        for subset, by_variant in by_subset.items():
+            key = f"{dataset}. {subset}".lower()
+            labels[key], where[key], ours[key] = f"{dataset}. {subset}", f"{dataset}/{subset}", {}
+            for name, scores in by_variant.items():
+                column, method = _variant(name)
+                ours[key][column] = (method, scores)
+    metrics = paper_metrics + _unique(k for by_v in ours.values() for _, s in by_v.values() if isinstance(s, dict)
+                                      for k in s if k in METRIC_NAMES and k not in paper_metrics)
+    na = (iqa or {}).get("na", {})
+    paper_keys = [s.lower() for s in subsets]
+    row_keys = [(s.lower(), s, False) for s in subsets] + [(k, labels[k], True) for k in ours if k not in paper_keys]
+
+    rows = []
+    for metric in metrics:
+        for key, label, ours_only in row_keys:
+            cells = []
+            for variant in variants:
+                cell = Cell(metric, paper=paper.get((metric, key, variant)))
+                if iqa is None:
+                    cell.reason = missing
+                elif key not in ours:
+                    cell.reason = f"{label} is not evaluated in the {iqa.get('profile', '?')} profile"
+                else:
+                    method, entry = ours[key].get(variant, (variant, None))
+                    cell.ours, cell.reason = _ours_value(entry, metric, na, method, where[key])
+                cells.append(cell)
+            rows.append(Row((METRIC_NAMES.get(metric, metric), label), cells,
+                            ours_only=ours_only or metric not in paper_metrics))
+    columns = [Header(v) for v in variants]
+    return Table("table4", CAPTIONS["table4"], ("Metric", "Dataset. Sub-type"), columns, rows, "row").finish()
+
+
+def restoration_table(paper_rows: list[dict]) -> Table:
+    """Table 5: the paper's values only; every cell of ours is n/a (the pipeline has no deraining/deblurring)."""
+    methods = _unique(r["method"] for r in paper_rows)
+    datasets = _unique(r["dataset"] for r in paper_rows)
+    metrics = _unique(r["metric"].lower() for r in paper_rows)
+    paper = {(r["method"], r["dataset"], r["metric"].lower()): r["value"] for r in paper_rows}
+    rows = [Row((m,), [Cell(k, paper=paper.get((m, d, k)), reason=TABLE5_REASON) for d in datasets for k in metrics])
+            for m in methods]
+    columns = [Header(METRIC_NAMES[k]) for _ in datasets for k in metrics]
+    groups = [(d, len(metrics)) for d in datasets]
+    return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column", groups).finish()
+
+
+def build_tables(paper: dict[str, list[dict]], sr: dict | None, iqa: dict | None,
+                 sr_missing: str = "reports/metrics/sr.json not found (run the eval_sr stage)",
+                 iqa_missing: str = "reports/metrics/iqa.json not found (run the eval_iqa stage)") -> list[Table]:
+    """All five tables of the paper, in order."""
+    return [sr_table("table1", paper["table1"], sr, sr_missing), sr_table("table2", paper["table2"], sr, sr_missing),
+            iqa_table(paper["table3"], iqa, iqa_missing), ablation_table(paper["table4"], iqa, iqa_missing),
+            restoration_table(paper["table5"])]

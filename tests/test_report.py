@@ -1,0 +1,288 @@
+"""The report: tables beside the paper's, n/a reasons, best marks, a self-contained page, the choices list."""
+import csv
+import datetime
+import json
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline.report.choices import CHOICES, choices_table, resolve
+from pipeline.report.render import flatten, git_revision, render_report, stage_notes
+from pipeline.report.tables import Cell, build_tables, mark_best, read_paper
+from stages.report import PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+LPIPS_REASON = ("weights not available: data/weights/torch/hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth "
+                "(run the paper profile's download stage online)")
+CLIPIQA_REASON = "weights not available: data/weights/torch/hub/pyiqa/CLIP-IQA.pth"
+QUICK_IMAGES = ("chelsea", "grace_hopper", "moon", "rocket")
+
+
+def _sr_entry(psnr, ssim, lpips, niqe):
+    return {"psnr": psnr, "ssim": ssim, "lpips": lpips, "dists": "n/a" if lpips == "n/a" else lpips + 0.02,
+            "niqe": niqe}
+
+
+def _corr(p):
+    return {"plcc": p, "srcc": p - 0.05, "krcc": p - 0.1}
+
+
+def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
+    """Metrics in the eval/tsne stages' formats under `root`: reports/metrics/{sr,iqa,tsne}.json with per-image
+    CSVs, reports/figures/tsne.png, models/<run>/weights.json. Returns the params of a quick run."""
+    metrics, rng = root / "reports" / "metrics", np.random.default_rng(0)
+    quick = {m: _sr_entry(24.0 + i, 0.6 + i / 100, "n/a", 7.0 - i / 2)
+             for i, m in enumerate(("bicubic", "psnr", "esrgan", "featd", "tgd", "sfd"))}
+    sr = {"profile": "quick",
+          "results": {"quick_test": quick,
+                      "Set5": {"sfd": _sr_entry(31.0, 0.870, 0.070, 5.0), "esrgan": _sr_entry(30.0, 0.850, 0.060, 4.0),
+                               "ESRGAN (public)": _sr_entry(30.4, 0.852, 0.080, 4.5)},
+                      "quick_real": {m: _sr_entry(22.0 + i, 0.5, "n/a", 8.0 - i) for i, m in
+                                     enumerate(("bicubic", "psnr", "real"))}},
+          "na": {"lpips": LPIPS_REASON, "dists": LPIPS_REASON.replace("LPIPS_v0.1_alex-df73285e", "DISTS_weights")},
+          "weights": {"sfd": "generator trained with CLIP random (seed 0), VGG19 none", "bicubic": "no network"},
+          "table": {"quick_test": "table1", "Set5": "table1", "quick_real": "table2"}}
+    for set_name, by_model in sr["results"].items():
+        for model, values in by_model.items():
+            rows = [{"image": f"{n}.png", **{k: (round(v + rng.normal(0, 0.5), 4) if v != "n/a" else "n/a")
+                                               for k, v in values.items()}} for n in images]
+            _write_csv(metrics / "sr" / model / f"{set_name}.csv", ["image", "psnr", "ssim", "lpips", "dists", "niqe"],
+                       rows)
+    iqa = {"profile": "quick",
+           "results": {"quick_distortions": {"sfd_iqa": _corr(0.6), "niqe": _corr(0.7), "clipiqa": "n/a",
+                                             "sfd_iqa_baseline": _corr(0.3)}},
+           "subsets": {"quick_distortions": {"jpeg": {"baseline": _corr(0.2), "featd": _corr(0.4),
+                                                      "tgd": _corr(0.3), "full": _corr(0.5)}},
+                       "KonIQ-10k": {"train": {"baseline": _corr(0.69), "featd": "n/a", "full": _corr(0.76)}}},
+           "na": {"clipiqa": CLIPIQA_REASON, "sfd_iqa_featd on KonIQ-10k/train": "fewer than 3 scores"},
+           "weights": {"sfd_iqa": "models/real/sfd_iqa.safetensors, CLIP random (seed 0)"},
+           "notes": "NIQE and IL-NIQE are correlated negated, so positive means agreement."}
+    for method in ("sfd_iqa", "niqe", "sfd_iqa_baseline"):
+        mos = np.repeat(np.arange(5, 0, -1.0), len(images))
+        rows = [{"image": f"{n}_jpeg_{k}.png", "score": round(float(m + rng.normal(0, 1.0)), 4), "mos": m}
+                for (k, n), m in zip(((k, n) for n in images for k in range(1, 6)), mos)]
+        _write_csv(metrics / "iqa" / method / "quick_distortions.csv", ["image", "score", "mos"], rows)
+    tsne = {"profile": "quick", "silhouette": {"image_d": 0.05, "featd": 0.31}, "n_points": 48, "n_classes": 4,
+            "weights": {"featd": "models/sfd/sfd_iqa.safetensors"}, "source": "esrgan image_d vs sfd Feat-D"}
+    for name, data in (("sr", sr), ("iqa", iqa), ("tsne", tsne)):
+        (metrics / f"{name}.json").write_text(json.dumps(data))
+    figures = root / "reports" / "figures"
+    figures.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "tsne.png")
+    (root / "models" / "sfd").mkdir(parents=True)
+    (root / "models" / "sfd" / "weights.json").write_text(json.dumps({"clip": "random (seed 0)", "vgg19": "none",
+                                                                      "variant": "sfd"}))
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _write_csv(path: Path, fields, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def render_fixture(root: Path) -> Path:
+    params = write_fixture(root)
+    return render_report(root / "reports" / "paper_tables.html", params, metrics_dir=root / "reports" / "metrics",
+                         figures_dir=root / "reports" / "figures", paper_dir=ROOT / "reports" / "paper",
+                         models_dir=root / "models", repo=root,
+                         now=datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC))
+
+
+class Page(HTMLParser):
+    """Every element's attributes and the text inside elements with an id."""
+
+    def __init__(self):
+        super().__init__()
+        self.attrs, self.ids, self.open = [], {}, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.attrs.append((tag, attrs))
+        if tag not in ("br", "img", "meta", "link", "input"):
+            self.open.append(attrs.get("id"))
+            if attrs.get("id"):
+                self.ids[attrs["id"]] = ""
+
+    def handle_endtag(self, tag):
+        if self.open:
+            self.open.pop()
+
+    def handle_data(self, data):
+        for i in filter(None, self.open):
+            self.ids[i] += data
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    html = render_fixture(root).read_text()
+    parser = Page()
+    parser.feed(html)
+    return html, parser
+
+
+def _fixture_tables(tmp_path):
+    write_fixture(tmp_path)
+    sr, iqa = (json.loads((tmp_path / "reports" / "metrics" / f"{n}.json").read_text()) for n in ("sr", "iqa"))
+    return {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), sr, iqa)}
+
+
+def _row(table, *labels):
+    return next(r for r in table.rows if r.labels == labels)
+
+
+def _col(table, label):
+    return [h.label for h in table.columns].index(label)
+
+
+def test_every_table_and_figure_of_the_paper_appears(page):
+    _, parser = page
+    for i in range(1, 6):
+        assert f"table{i}" in parser.ids and f"table{i}-table" in parser.ids
+        assert f"Table {i}." in parser.ids[f"table{i}-table"]
+    for i in (1, 2, 8, 9):
+        assert f"Fig. {i}." in parser.ids[f"fig{i}"]
+    images = [a["src"] for tag, a in parser.attrs if tag == "img"]
+    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_no_src_or_href_leaves_the_file(page):
+    _, parser = page
+    links = [(k, v) for _, attrs in parser.attrs for k, v in attrs.items() if k in ("src", "href", "srcset", "action")]
+    assert links, "the page has anchors and images"
+    for key, value in links:
+        assert value.startswith(("data:", "#")), (key, value[:80])
+    targets = {v[1:] for k, v in links if v.startswith("#")}
+    assert targets <= set(page[1].ids), targets - set(page[1].ids)
+    assert "@import" not in page[0] and "url(" not in page[0]
+
+
+def test_na_cell_shows_its_reason(page):
+    html, parser = page
+    assert LPIPS_REASON in unescape(html)
+    assert "n/a" in parser.ids["table5-table"]
+    note = next(i for i, text in parser.ids.items() if i.startswith("table1-note-") and text == LPIPS_REASON)
+    assert any(tag == "a" and a.get("href") == f"#{note}" for tag, a in parser.attrs)
+    assert "outside its scope" in parser.ids["table5-note-1"]
+    assert CLIPIQA_REASON in {v for k, v in parser.ids.items() if k.startswith("table3-note-")}
+
+
+def test_header_says_profile_weights_and_revision(page):
+    html, parser = page
+    assert "profile: quick" in html
+    assert "unknown" in html  # the fixture folder is not a git work tree
+    assert "random (seed 0)" in parser.ids["weights"] and "models/sfd: clip" in parser.ids["weights"]
+    assert "2026-11-01" in html
+    assert "lambda4" in parser.ids["params"] and "prompt_logit_scale" in parser.ids["choices"]
+
+
+def test_best_per_line_respects_the_metric_direction(tmp_path):
+    t1 = _fixture_tables(tmp_path)["table1"]
+    psnr, lpips = _row(t1, "Set5", "PSNR"), _row(t1, "Set5", "LPIPS")
+    public, ours, baseline = _col(t1, "ESRGAN"), _col(t1, "RRDB+Ours"), _col(t1, "ESRGAN baseline")
+    assert (psnr.cells[ours].rank, psnr.cells[public].rank, psnr.cells[baseline].rank) == (1, 2, None)
+    assert (lpips.cells[baseline].rank, lpips.cells[ours].rank, lpips.cells[public].rank) == (1, 2, None)
+    assert psnr.cells[ours].paper == 31.63 and psnr.cells[ours].diff == pytest.approx(31.0 - 31.63)
+    # A paper column nobody reproduces is n/a with its reason, and is never ranked.
+    rank_srgan = psnr.cells[_col(t1, "SRGAN")]
+    assert rank_srgan.ours is None and "not reproduced" in rank_srgan.reason and rank_srgan.rank is None
+
+
+def test_mark_best_directions_and_ties():
+    for metric, values, ranks in (("ssim", [0.7, 0.9, 0.8, None], [None, 1, 2, None]),
+                                  ("dists", [0.2, 0.1, 0.3, 0.1], [2, 1, None, 1]),
+                                  ("niqe", [5.0, None, 4.0], [2, None, 1]),
+                                  ("srcc", [0.1, -0.5, 0.3], [2, None, 1])):
+        cells = [Cell(metric, ours=v) for v in values]
+        mark_best(cells)
+        assert [c.rank for c in cells] == ranks, metric
+
+
+def test_counterparts_and_ours_only_lines(tmp_path):
+    t = _fixture_tables(tmp_path)
+    t1, t2, t3, t4 = t["table1"], t["table2"], t["table3"], t["table4"]
+    assert _row(t1, "quick_test", "PSNR").ours_only and not _row(t1, "Set5", "PSNR").ours_only
+    assert _row(t1, "Set5", "NIQE").ours_only  # the paper's Table 1 has no NIQE
+    assert [h.label for h in t1.columns if h.ours_only] == ["Bicubic", "RRDB PSNR (L1)", "ESRGAN baseline",
+                                                            "w/ Feat-D", "w/ TG-D"]
+    assert _row(t2, "quick_real", "PSNR").cells[_col(t2, "SFD")].ours == 24.0
+    set14 = _row(t1, "Set14", "PSNR").cells[_col(t1, "RRDB+Ours")]
+    assert set14.reason == "Set14 is not evaluated in the quick profile"
+    niqe, sfd_iqa = _row(t3, "NIQE"), _row(t3, "SFD-IQA (Ours)")
+    quick_plcc = next(i for i, h in enumerate(t3.columns) if h.ours_only)
+    assert niqe.cells[quick_plcc].ours == 0.7 and niqe.cells[quick_plcc].rank == 1
+    assert sfd_iqa.cells[quick_plcc].rank == 2 and sfd_iqa.cells[0].paper == 0.4252
+    assert _row(t3, "CLIPQA").cells[quick_plcc].reason == CLIPIQA_REASON
+    assert _row(t3, "SFD-IQA baseline (s_o)").ours_only
+    konIQ = _row(t4, "PLCC", "KonIQ-10k. Train")
+    assert [c.ours for c in konIQ.cells] == [0.69, None, None, 0.76] and konIQ.cells[3].paper == 0.7581
+    assert konIQ.cells[1].reason == "fewer than 3 scores"
+    assert konIQ.cells[2].reason == "not evaluated: w/ TG-D on KonIQ-10k/train"
+    jpeg = _row(t4, "SRCC", "quick_distortions. jpeg")
+    assert jpeg.ours_only and [c.rank for c in jpeg.cells] == [None, 2, None, 1]
+    assert _row(t4, "KRCC", "PIPAL. Trad.SR").ours_only  # the paper's Table 4 has no KRCC
+
+
+def test_missing_metrics_files_give_na_everywhere(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    out = render_report(tmp_path / "r.html", params, metrics_dir=tmp_path / "none", figures_dir=tmp_path / "none",
+                        paper_dir=ROOT / "reports" / "paper", models_dir=tmp_path / "none", repo=tmp_path)
+    html = out.read_text()
+    assert "reports/metrics/sr.json not found (run the eval_sr stage)" in html
+    assert "reports/metrics/iqa.json not found (run the eval_iqa stage)" in html
+    assert "tsne.png not found (run the tsne stage)" in html
+    tables = build_tables(read_paper(ROOT / "reports" / "paper"), None, None)
+    assert all(c.ours is None and c.reason for t in tables for r in t.rows for c in r.cells)
+
+
+def test_choices_resolve_in_params_for_both_profiles():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    declared = {k: params[k] for k in PARAMS if k in params}
+    for profile in ("quick", "paper"):
+        rows = choices_table(declared, profile)
+        assert len(rows) == len(CHOICES)
+        assert not [r["key"] for r in rows if r["value"] == "missing from params.yaml"], profile
+    assert resolve(params, "model.featd.widths", "paper") == params["model"]["paper"]["featd"]["widths"]
+    assert resolve(params, "lambda3", "quick") == params["lambda3"]
+    assert choices_table({}, "quick")[0]["value"] == "missing from params.yaml"
+
+
+def test_report_stage_declares_every_top_level_param():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params) <= set(PARAMS)
+
+
+def test_flatten_notes_and_git_revision(tmp_path):
+    assert flatten({"a": 1, "b": {"c": [1, 2], "d": {"e": "x"}}}) == [("a", "1"), ("b.c", "[1, 2]"), ("b.d.e", "x")]
+    assert stage_notes("eval_iqa", {"notes": {"correlation": "plain scipy"}}) == ["eval_iqa: correlation: plain scipy"]
+    assert stage_notes("tsne", {"notes": "one"}) == ["tsne: one"] and stage_notes("tsne", None) == []
+    assert git_revision(tmp_path) == "unknown"
+    rev = git_revision(ROOT)
+    assert rev != "unknown" and len(rev.split("+")[0]) >= 7
+
+
+def test_analysis_notebook_runs_on_fixture_metrics(tmp_path):
+    import nbformat
+    import papermill
+
+    write_fixture(tmp_path)
+    out = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(ROOT / "reports" / "analysis.ipynb"), str(out), kernel_name="python3",
+                               progress_bar=False, cwd=str(tmp_path),
+                               parameters={"metrics_dir": str(tmp_path / "reports" / "metrics"),
+                                           "results_dir": str(tmp_path / "none"),
+                                           "iqa_dir": str(ROOT / "data" / "iqa")})
+    outputs = [o for c in nbformat.read(out, 4).cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "every metrics file found" in text
+    assert "No SR images of" in text  # SR outputs absent: said, not crashed
+    assert "quick_test: PSNR - bicubic PSNR (dB)" in text and "srcc recomputed" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
