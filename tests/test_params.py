@@ -21,6 +21,9 @@ def test_every_stage_declares_exactly_the_params_it_reads():
     stages = resolved_stages()
     assert {"download", "synthesize", "pretrain_psnr", "train_gan@sfd", "train_real"} <= set(stages)
     for name, (cmd, declared) in stages.items():
+        if not cmd.startswith("python -m "):  # the papermill notebook: its only param is interpolated in the command
+            assert declared == {"profile"}, name
+            continue
         module_name, *args = cmd.split("-m ")[1].split()
         reads = importlib.import_module(module_name).PARAMS
         if isinstance(reads, dict):  # a foreach stage: the params of its variant

@@ -1,0 +1,275 @@
+"""The evaluation stages' work: Tables 1-2 (`eval_sr`) and Tables 3-4 (`eval_iqa`), in the formats the report reads.
+
+eval_sr: each model of a table super-resolves the LR images of that table's sets (`bicubic` is MATLAB's bicubic x4,
+our models are models/<name>/generator.safetensors, external checkpoints are listed in params) ->
+`data/results/<model>/<set>/<name>.png`, per-image metrics `reports/metrics/sr/<model>/<set>.csv`
+(image,psnr,ssim,lpips,dists,niqe) and their means in `reports/metrics/sr.json`.
+
+eval_iqa: SFD-IQA (all four Table 4 variants from one pass per image) and the no-reference methods of Table 3 that
+pyiqa implements score every image of the IQA sets -> `reports/metrics/iqa/<method>/<set>.csv` (image,score,mos)
+and `reports/metrics/iqa.json`: PLCC/SRCC/KRCC per set, and per subset (Table 4) for the SFD-IQA variants.
+
+A number that cannot be computed honestly here (missing weights, an undefined correlation) is "n/a", and the JSON's
+"na" map gives the reason under the metric or method name (`<method> on <set>[/<subset>]` for a single cell).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from pyiqa.matlab_utils import imresize
+from tqdm import tqdm
+
+from pipeline.checkpoint import load_state_dict
+from pipeline.data.iqa_sets import IQARow
+from pipeline.data.synthesize import to_tensor, to_uint8
+from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
+from pipeline.metrics.correlation import correlations
+from pipeline.metrics.pyiqa_metrics import (
+    NA,
+    MetricUnavailable,
+    create_metric,
+    weight_files,
+)
+from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
+from pipeline.sfd_iqa import load_sfd_iqa
+from pipeline.sr import build_generator, upscale_image
+from pipeline.trainer import default_device
+
+SETS, IQA_SETS, MODELS = Path("data/sets"), Path("data/iqa"), Path("models")
+RESULTS, METRICS = Path("data/results"), Path("reports/metrics")
+TORCH_HOME, NIQE_PARAMS = Path("data/weights/torch"), Path("data/weights/niqe_pris_params.mat")
+
+TABLES = ("table1", "table2")
+BICUBIC = "bicubic"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # model names become folder names
+SR_COLUMNS = ("image", *SR_METRICS)
+IQA_COLUMNS = ("image", "score", "mos")
+SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
+PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements
+IQA_LOWER_BETTER = ("niqe", "ilniqe")
+TABLE3_NOT_IN_PYIQA = ("QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA", "MDFS", "ContentSep", "RecycleD", "DualFormer")
+
+SR_NOTES = {
+    "psnr_ssim": "Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), uint8 images, "
+                 "crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
+    "lpips_dists": "pyiqa LPIPS (AlexNet, v0.1) and DISTS on RGB with the same crop; lower is better",
+    "niqe": "pyiqa NIQE on Y with BasicSR's pristine model (data/weights/niqe_pris_params.mat), same crop; lower is "
+            "better",
+    "bicubic": "MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)",
+}
+IQA_NOTES = {
+    "correlation": "plain scipy pearsonr / spearmanr / kendalltau (tau-b), no logistic fit",
+    "lower_better": "niqe and ilniqe: lower is better, so their scores are negated before correlating and a positive "
+                    "coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
+    "subsets": "Table 4: the SFD-IQA variants (baseline = s_o, featd = s_o x mean Feat-D map, tgd = s_aver, "
+               "full = Eq. 10) per subset of scores.csv's `subset` column",
+    "table3_not_in_pyiqa": ", ".join(TABLE3_NOT_IN_PYIQA) + ": not implemented in pyiqa, so only the paper's values "
+                           "exist for them",
+}
+
+
+def _cell(value) -> str:
+    return value if value == NA else f"{value:.10g}"  # significant digits: SFD-IQA scores can be tiny
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([row[columns[0]], *(_cell(row[c]) for c in columns[1:])] for row in rows)
+    write_text(path, buf.getvalue())
+
+
+def correlation_or_na(scores, mos, lower_better: bool, na: dict, where: str) -> dict[str, float] | str:
+    try:
+        return correlations(scores, mos, lower_better)
+    except ValueError as e:
+        na[where] = str(e)
+        return NA
+
+
+# ------------------------------------------------------------------------------------------------- eval_sr --
+
+class SRModel(NamedTuple):
+    name: str
+    weights: Path | None  # None: bicubic
+    table: str
+    external: bool = False
+
+
+def sr_models(cfg: dict, models_dir: Path = MODELS) -> list[SRModel]:
+    """The models each table evaluates: `bicubic`, ours (models/<name>), then the external checkpoints."""
+    models = [SRModel(name, None if name == BICUBIC else models_dir / name / "generator.safetensors", table)
+              for table in TABLES for name in cfg[table]["models"]]
+    models += [SRModel(e["name"], Path(e["weights"]), e["table"], external=True) for e in cfg["external"]]
+    seen = set()
+    for m in models:
+        if m.table not in TABLES:
+            raise ValueError(f"eval_sr: model {m.name} has table {m.table!r}, expected one of {TABLES}")
+        if not MODEL_NAME.match(m.name):
+            raise ValueError(f"eval_sr: model name {m.name!r} must match {MODEL_NAME.pattern} (it names folders)")
+        if (m.name, m.table) in seen:
+            raise ValueError(f"eval_sr: model {m.name} is listed twice for {m.table}")
+        seen.add((m.name, m.table))
+    return models
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic upscaling of an H x W x 3 uint8 image, rounded to uint8."""
+    return to_uint8(imresize(to_tensor(lr), scale=scale))
+
+
+def load_upscaler(model: SRModel, scale: int, tile: int, overlap: int,
+                  device: torch.device) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """(LR uint8 -> SR uint8, a description of the weights) for one model."""
+    if model.weights is None:
+        return (lambda lr: bicubic_upscale(lr, scale)), "no network: " + SR_NOTES["bicubic"]
+    state, meta = load_state_dict(model.weights)
+    net = build_generator(state).to(device)
+    if net.scale != scale:
+        raise ValueError(f"{model.weights} is a x{net.scale} network; the evaluation is x{scale}")
+    if model.external:
+        description = f"public checkpoint {model.weights}"
+    else:
+        description = f"{model.weights}" + (f" (source: {meta['source']})" if "source" in meta else "")
+        info = model.weights.with_name("weights.json")
+        if info.is_file():
+            used = json.loads(info.read_text())
+            description += f"; trained with CLIP {used.get('clip')}, VGG19 {used.get('vgg19')}"
+    return (lambda lr: upscale_image(net, lr, tile, overlap, device)), description
+
+
+def set_means(rows: list[dict], na: dict) -> dict[str, float | str]:
+    """Each metric's mean over a set; n/a if any image lacks it."""
+    means = {}
+    for name in SR_METRICS:
+        values = [r[name] for r in rows]
+        if NA in values:
+            if name == "niqe" and name not in na:
+                na[name] = (f"NIQE is undefined for some images: under {NIQE_MIN_SIZE} px per side after the border "
+                            f"crop, or flat")
+            means[name] = NA
+        else:
+            means[name] = float(np.mean(values))
+    return means
+
+
+def evaluate_sr(cfg: dict, profile: str, *, sets_dir: Path = SETS, models_dir: Path = MODELS,
+                results_dir: Path = RESULTS, metrics_dir: Path = METRICS, torch_home: Path = TORCH_HOME,
+                niqe_params: Path = NIQE_PARAMS, device: torch.device | None = None) -> dict:
+    """Run eval_sr with the `eval_sr` params of one profile; writes the outputs and returns sr.json's content."""
+    device = device or default_device()
+    scale = cfg["scale"]
+    table_of = {}
+    for table in TABLES:
+        for set_name in cfg[table]["sets"]:
+            if set_name in table_of:
+                raise ValueError(f"eval_sr: set {set_name} is listed in both tables")
+            table_of[set_name] = table
+    models = sr_models(cfg, models_dir)
+    metrics = SRMetrics(scale, torch_home, niqe_params, device)
+    summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
+               "table": table_of, "notes": SR_NOTES}
+    for model in models:
+        upscale, summary["weights"][model.name] = load_upscaler(model, scale, cfg["tile"], cfg["tile_overlap"],
+                                                                device)
+        for set_name in cfg[model.table]["sets"]:
+            hr_paths = list_images(sets_dir / set_name / "HR")
+            if not hr_paths:
+                raise FileNotFoundError(f"no HR images in {sets_dir / set_name / 'HR'}")
+            rows = []
+            for hr_path in tqdm(hr_paths, desc=f"eval_sr {model.name}/{set_name}", unit="img"):
+                sr = upscale(read_image(sets_dir / set_name / f"LR_x{scale}" / hr_path.name))
+                write_image(results_dir / model.name / set_name / f"{hr_path.stem}.png", sr)
+                rows.append({"image": hr_path.name, **metrics(sr, read_image(hr_path))})
+            write_csv(metrics_dir / "sr" / model.name / f"{set_name}.csv", SR_COLUMNS, rows)
+            summary["results"][set_name][model.name] = set_means(rows, summary["na"])
+    write_json(metrics_dir / "sr.json", summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ eval_iqa --
+
+def read_scores(path: Path) -> list[IQARow]:
+    """The rows of an IQA set's scores.csv (image,mos,subset,split)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [IQARow(r["image"], float(r["mos"]), r.get("subset") or "", r.get("split") or "")
+                for r in csv.DictReader(f)]
+
+
+def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_params: Path, device: torch.device,
+                summary: dict) -> list[Callable[[torch.Tensor], dict[str, float]]]:
+    """Functions image -> {method: score} for every method that can run; the others go to summary["na"]."""
+    scorers = []
+    path = Path(cfg["sfd_iqa"])
+    if path.is_file():
+        model = load_sfd_iqa(path, alpha1=alpha1, alpha2=alpha2, max_pixels=cfg["max_pixels"], tile=cfg["tile"],
+                             tile_margin=cfg["tile_margin"]).to(device)
+        for variant, method in SFD_IQA_METHODS.items():
+            summary["weights"][method] = (f"Feat-D and LPP of {path}, CLIP {model.encoder.arch} with "
+                                          f"{model.encoder.weights_description} weights; variant {variant}, "
+                                          f"alpha1 {alpha1}, alpha2 {alpha2}")
+        scorers.append(lambda x: {SFD_IQA_METHODS[v]: s.item() for v, s in model.scores(x).items()})
+    else:
+        for method in SFD_IQA_METHODS.values():
+            summary["na"][method] = f"SFD-IQA checkpoint not found: {path} (the train_real stage writes it)"
+    for name in cfg["pyiqa_methods"]:
+        if name not in PYIQA_METHODS:
+            raise ValueError(f"eval_iqa: pyiqa method {name!r} is not one of Table 3's in pyiqa: {PYIQA_METHODS}")
+        try:
+            metric = create_metric(name, torch_home, device, niqe_params)
+        except MetricUnavailable as e:
+            summary["na"][name] = e.reason
+            continue
+        files = ", ".join(str(f) for f in weight_files(name, torch_home, niqe_params))
+        summary["weights"][name] = f"pyiqa {name} with {files}"
+        scorers.append(lambda x, name=name, metric=metric: {name: metric(x).item()})
+    return scorers
+
+
+def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_dir: Path = IQA_SETS,
+                 metrics_dir: Path = METRICS, torch_home: Path = TORCH_HOME, niqe_params: Path = NIQE_PARAMS,
+                 device: torch.device | None = None) -> dict:
+    """Run eval_iqa with the `eval_iqa` params of one profile; writes the outputs and returns iqa.json's content."""
+    device = device or default_device()
+    sets = {name: read_scores(iqa_dir / name / "scores.csv") for name in cfg["sets"]}
+    summary = {"profile": profile, "results": {}, "subsets": {}, "na": {}, "weights": {}, "notes": IQA_NOTES}
+    scorers = iqa_scorers(cfg, alpha1, alpha2, torch_home, niqe_params, device, summary)
+    methods = [m for m in (*SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"]) if m not in summary["na"]]
+    for set_name, rows in sets.items():
+        scores = {m: [] for m in methods}
+        for row in tqdm(rows, desc=f"eval_iqa {set_name}", unit="img"):
+            x = to_tensor(read_image(iqa_dir / set_name / "images" / row.image)).to(device)
+            with torch.inference_mode():
+                for scorer in scorers:
+                    for method, value in scorer(x).items():
+                        scores[method].append(value)
+        mos = [r.mos for r in rows]
+        results = summary["results"][set_name] = {}
+        for method in (*SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"]):
+            if method not in scores:
+                results[method] = NA
+                continue
+            write_csv(metrics_dir / "iqa" / method / f"{set_name}.csv", IQA_COLUMNS,
+                      [{"image": r.image, "score": s, "mos": r.mos} for r, s in zip(rows, scores[method])])
+            results[method] = correlation_or_na(scores[method], mos, method in IQA_LOWER_BETTER, summary["na"],
+                                                f"{method} on {set_name}")
+        subsets = sorted({r.subset for r in rows if r.subset})
+        if subsets and SFD_IQA_METHODS["full"] in scores:
+            summary["subsets"][set_name] = {}
+            for subset in subsets:
+                index = [i for i, r in enumerate(rows) if r.subset == subset]
+                summary["subsets"][set_name][subset] = {
+                    variant: correlation_or_na([scores[method][i] for i in index], [mos[i] for i in index], False,
+                                               summary["na"], f"{method} on {set_name}/{subset}")
+                    for variant, method in SFD_IQA_METHODS.items()}
+    write_json(metrics_dir / "iqa.json", summary)
+    return summary

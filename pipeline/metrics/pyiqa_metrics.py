@@ -1,0 +1,87 @@
+"""pyiqa metrics built from local weight files only: a metric whose files are missing is n/a, never downloaded.
+
+pyiqa fetches weights on first use (its own files into $TORCH_HOME/hub/pyiqa, torchvision backbones into
+$TORCH_HOME/hub/checkpoints, OpenAI CLIP into $TORCH_HOME/hub/clip); offline that fails deep inside or hangs. Here
+every metric names the files it needs under `torch_home` (the download stage puts them under data/weights/torch),
+they are checked first, and a missing one becomes the n/a reason. pyiqa's own files are passed to it by path.
+
+pyiqa and torchvision read `.pth` files with `torch.load(weights_only=False)`; each one is first opened here with
+weights_only=True (pipeline.checkpoint), so a file holding pickled code is refused before they touch it. OpenAI's
+RN50.pt (CLIP-IQA) is a TorchScript archive that pyiqa checks against the sha256 in its download URL.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pyiqa
+
+from pipeline.checkpoint import load_state_dict
+
+NA = "n/a"
+
+# Files each metric needs, relative to torch_home; the first is handed to pyiqa as `pretrained_model_path` when the
+# metric takes one. psnr and ssim need none; niqe reads the repo's pristine model, passed as `niqe_params`.
+WEIGHT_FILES = {
+    "lpips": ("hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth", "hub/checkpoints/alexnet-owt-7be5be79.pth"),
+    "dists": ("hub/pyiqa/DISTS_weights-f5e65c96.pth", "hub/checkpoints/vgg16-397923af.pth"),
+    "ilniqe": ("hub/pyiqa/ILNIQE_templateModel.mat",),
+    "clipiqa": ("hub/clip/RN50.pt",),
+}
+TAKES_MODEL_PATH = ("niqe", "lpips", "dists", "ilniqe")
+Y_CHANNEL = {"test_y_channel": True, "color_space": "ycbcr"}  # BT.601 Y as MATLAB's rgb2ycbcr; pyiqa's default is yiq
+
+
+class MetricUnavailable(Exception):
+    """A metric that cannot be computed here; `reason` is the text its n/a cells carry."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def torch_home(path: str | os.PathLike):
+    """TORCH_HOME set to `path` for the block: torchvision and pyiqa's CLIP loader look up the hub cache at call time."""
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = old
+
+
+def weight_files(name: str, home: str | os.PathLike, niqe_params: str | os.PathLike | None = None) -> list[Path]:
+    """The local files metric `name` is built from (none for psnr and ssim)."""
+    if name == "niqe":
+        return [Path(niqe_params)] if niqe_params is not None else []
+    return [Path(home) / f for f in WEIGHT_FILES.get(name, ())]
+
+
+def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params: str | os.PathLike | None = None,
+                  **options):
+    """pyiqa metric `name` built from files under `home` (a TORCH_HOME); MetricUnavailable when they are missing.
+
+    `niqe` needs `niqe_params` (the .mat of pipeline.metrics.niqe_params) and scores the BT.601 Y channel;
+    `options` go to pyiqa (e.g. crop_border).
+    """
+    files = weight_files(name, home, niqe_params)
+    if name == "niqe" and not files:
+        raise ValueError("niqe needs niqe_params, the pristine model's .mat")
+    for path in files:
+        if not path.is_file():
+            how = "the download stage writes it" if name == "niqe" else "run the paper profile's download stage online"
+            raise MetricUnavailable(f"weights not available: {path} ({how})")
+    for path in files:
+        if path.suffix == ".pth":
+            load_state_dict(path)  # raises CheckpointError for pickled code
+    if name == "niqe":
+        options = {**Y_CHANNEL, **options}
+    if name in TAKES_MODEL_PATH:
+        options = {"pretrained_model_path": str(files[0]), **options}
+    with torch_home(home):
+        return pyiqa.create_metric(name, device=device, **options)

@@ -1,0 +1,251 @@
+"""eval_sr and eval_iqa end to end on tiny fixtures: outputs, CSV and JSON exactly in the contract's formats."""
+import csv
+import json
+
+import numpy as np
+import pyiqa
+import pytest
+import torch
+from scipy import ndimage
+
+from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
+from pipeline.archs.featd import FeatD
+from pipeline.archs.lpp import LearnablePromptPairs
+from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
+from pipeline.checkpoint import save_state_dict
+from pipeline.data.synthesize import bicubic_down, to_tensor
+from pipeline.evaluate import (
+    SFD_IQA_METHODS,
+    bicubic_upscale,
+    evaluate_iqa,
+    evaluate_sr,
+    sr_models,
+)
+from pipeline.fileio import read_image, write_image, write_json
+from pipeline.metrics.correlation import correlations
+from pipeline.metrics.niqe_params import write_niqe_mat
+from pipeline.metrics.pyiqa_metrics import NA
+from pipeline.sfd_iqa import load_sfd_iqa, save_sfd_iqa
+from pipeline.sr import build_generator, upscale_image
+
+SR_HEADER = ["image", "psnr", "ssim", "lpips", "dists", "niqe"]
+IQA_HEADER = ["image", "score", "mos"]
+CPU = torch.device("cpu")
+
+
+def smooth_image(h, w, seed, sigma=3.0):
+    noise = np.random.default_rng(seed).random((h, w, 3))
+    img = ndimage.gaussian_filter(noise, (sigma, sigma, 0))
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 235 + 10).round().astype(np.uint8)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+def strict_json(path):
+    def refuse(value):
+        raise AssertionError(f"{path} holds {value}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def tiny_generator(seed):
+    """A random tiny RRDBNet whose output sits around mid-grey, so that it is not clamped flat (NIQE needs texture)."""
+    torch.manual_seed(seed)
+    net = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+    with torch.no_grad():
+        net.conv_last.bias.fill_(0.5)
+    return net
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_sr")
+    for set_name, seed in (("cls", 0), ("rw", 10)):
+        for i, name in enumerate(("a.png", "b.png")):
+            hr = smooth_image(128, 112, seed + i)
+            write_image(root / "sets" / set_name / "HR" / name, hr)
+            write_image(root / "sets" / set_name / "LR_x4" / name, bicubic_down(hr, 4))
+    for name, seed in (("psnr", 1), ("real", 2)):
+        save_state_dict(root / "models" / name / "generator.safetensors", tiny_generator(seed).state_dict(),
+                        {"source": "trained by pretrain_psnr"} if name == "psnr" else None)
+    write_json(root / "models" / "real" / "weights.json", {"clip": "random (seed 0)", "vgg19": "none"})
+    # a public checkpoint in the old ESRGAN key names, wrapped as BasicSR does
+    torch.save({"params_ema": basicsr_to_esrgan(tiny_generator(3).state_dict())}, root / "public.pth")
+    cfg = {"scale": 4, "tile": 0, "tile_overlap": 32,
+           "table1": {"sets": ["cls"], "models": ["bicubic", "psnr"]},
+           "table2": {"sets": ["rw"], "models": ["bicubic", "real"]},
+           "external": [{"name": "ESRGAN-public", "weights": str(root / "public.pth"), "table": "table1"}]}
+    (root / "torch").mkdir()
+    summary = evaluate_sr(cfg, "quick", sets_dir=root / "sets", models_dir=root / "models",
+                          results_dir=root / "results", metrics_dir=root / "metrics", torch_home=root / "torch",
+                          niqe_params=write_niqe_mat(root / "niqe.mat"), device=CPU)
+    return root, cfg, summary
+
+
+def test_sr_outputs_are_the_models_outputs(sr_run):
+    root, _, _ = sr_run
+    pairs = {("bicubic", "cls"), ("psnr", "cls"), ("ESRGAN-public", "cls"), ("bicubic", "rw"), ("real", "rw")}
+    assert {(p.parent.name, p.name) for p in (root / "results").glob("*/*")} == pairs
+    lr = read_image(root / "sets" / "cls" / "LR_x4" / "a.png")
+    psnr_net = build_generator(root / "models" / "psnr" / "generator.safetensors")
+    assert np.array_equal(read_image(root / "results" / "psnr" / "cls" / "a.png"), upscale_image(psnr_net, lr))
+    public = build_generator(root / "public.pth")
+    assert np.array_equal(read_image(root / "results" / "ESRGAN-public" / "cls" / "a.png"),
+                          upscale_image(public, lr))
+    bicubic = read_image(root / "results" / "bicubic" / "cls" / "a.png")
+    assert bicubic.shape == (128, 112, 3) and np.array_equal(bicubic, bicubic_upscale(lr, 4))
+
+
+def test_sr_csv_format_and_values(sr_run):
+    root, _, _ = sr_run
+    header, rows = read_csv(root / "metrics" / "sr" / "psnr" / "cls.csv")
+    assert header == SR_HEADER
+    assert [r["image"] for r in rows] == ["a.png", "b.png"]
+    assert all(r["lpips"] == NA and r["dists"] == NA for r in rows)
+    # an independent computation: pyiqa's own border crop on the whole images
+    reference = pyiqa.create_metric("psnr", test_y_channel=True, color_space="ycbcr", crop_border=4, device="cpu")
+    for row in rows:
+        sr = to_tensor(read_image(root / "results" / "psnr" / "cls" / row["image"]))
+        hr = to_tensor(read_image(root / "sets" / "cls" / "HR" / row["image"]))
+        assert float(row["psnr"]) == pytest.approx(reference(sr, hr).item(), abs=1e-5)
+        assert 0 < float(row["ssim"]) < 1 and float(row["niqe"]) > 0
+
+
+def test_sr_json_format(sr_run):
+    root, _, summary = sr_run
+    data = strict_json(root / "metrics" / "sr.json")
+    assert data == json.loads(json.dumps(summary))
+    assert set(data) == {"profile", "results", "na", "weights", "table", "notes"}
+    assert data["profile"] == "quick"
+    assert data["table"] == {"cls": "table1", "rw": "table2"}
+    assert {s: set(m) for s, m in data["results"].items()} == {"cls": {"bicubic", "psnr", "ESRGAN-public"},
+                                                               "rw": {"bicubic", "real"}}
+    assert set(data["na"]) == {"lpips", "dists"}
+    assert data["na"]["lpips"].startswith("weights not available: ") and "LPIPS_v0.1_alex" in data["na"]["lpips"]
+    for set_name, by_model in data["results"].items():
+        for model, values in by_model.items():
+            assert set(values) == {"psnr", "ssim", "lpips", "dists", "niqe"}
+            assert values["lpips"] == NA and values["dists"] == NA
+            _, rows = read_csv(root / "metrics" / "sr" / model / f"{set_name}.csv")
+            for metric in ("psnr", "ssim", "niqe"):
+                assert values[metric] == pytest.approx(np.mean([float(r[metric]) for r in rows]), abs=1e-5)
+    assert set(data["weights"]) == {"bicubic", "psnr", "real", "ESRGAN-public"}
+    assert "trained by pretrain_psnr" in data["weights"]["psnr"]
+    assert "random (seed 0)" in data["weights"]["real"]
+    assert data["weights"]["ESRGAN-public"].startswith("public checkpoint")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"external": [{"name": "ESRGAN (public)", "weights": "x.pth", "table": "table1"}]}, "must match"),
+    ({"external": [{"name": "x", "weights": "x.pth", "table": "table3"}]}, "expected one of"),
+    ({"table2": {"sets": [], "models": ["psnr", "psnr"]}}, "listed twice"),
+])
+def test_bad_model_lists_are_refused(sr_run, change, message):
+    with pytest.raises(ValueError, match=message):
+        sr_models({**sr_run[1], **change})
+
+
+def test_a_set_in_both_tables_is_refused(sr_run, tmp_path):
+    cfg = {**sr_run[1], "table2": {"sets": ["cls"], "models": ["bicubic"]}}
+    with pytest.raises(ValueError, match="both tables"):
+        evaluate_sr(cfg, "quick", sets_dir=tmp_path, models_dir=tmp_path, device=CPU)
+
+
+# ---------------------------------------------------------------------------------------------------- IQA --
+
+@pytest.fixture(scope="module")
+def iqa_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_iqa")
+    base = smooth_image(128, 128, 0, sigma=1.0)
+    rows = []
+    for level in range(3):  # blur and noise at three levels; mos falls with the level
+        blurred = ndimage.gaussian_filter(base.astype(float), (level + 0.5, level + 0.5, 0)).round().astype(np.uint8)
+        noise = np.random.default_rng(level).normal(0, 8 * (level + 1), base.shape)
+        noisy = np.clip(base + noise, 0, 255).round().astype(np.uint8)
+        for subset, img in (("blur", blurred), ("noise", noisy)):
+            write_image(root / "iqa" / "dist" / "images" / subset / f"{level}.png", img)
+            rows.append(f"{subset}/{level}.png,{3.0 - level},{subset},")
+    for i in range(2):  # a subset whose MOS is constant: its correlations are undefined
+        write_image(root / "iqa" / "dist" / "images" / f"flat{i}.png", smooth_image(128, 128, 5 + i))
+        rows.append(f"flat{i}.png,1.5,flat,")
+    (root / "iqa" / "dist" / "scores.csv").write_text("image,mos,subset,split\n" + "\n".join(rows) + "\n")
+    torch.manual_seed(0)
+    encoder = CLIPEncoder(TINY_ARCH, "none")
+    save_sfd_iqa(root / "sfd_iqa.safetensors", encoder, FeatD(encoder.mid_channels, (16, 16, 8, 8)),
+                 LearnablePromptPairs(encoder, n_ctx=4), prompt_logit_scale=1.0)  # 100 saturates random CLIP
+    cfg = {"sets": ["dist"], "sfd_iqa": str(root / "sfd_iqa.safetensors"), "max_pixels": 1048576, "tile": 512,
+           "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa"]}
+    (root / "torch").mkdir()
+    kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
+              "device": CPU}
+    summary = evaluate_iqa(cfg, "quick", 0.3, 0.7, metrics_dir=root / "metrics", **kwargs)
+    return root, cfg, kwargs, summary
+
+
+def test_iqa_csvs_hold_the_scores(iqa_run):
+    root, cfg, _, _ = iqa_run
+    written = {p.parent.name for p in (root / "metrics" / "iqa").glob("*/dist.csv")}
+    assert written == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe"}
+    model = load_sfd_iqa(cfg["sfd_iqa"], alpha1=0.3, alpha2=0.7)
+    for variant, method in SFD_IQA_METHODS.items():
+        header, rows = read_csv(root / "metrics" / "iqa" / method / "dist.csv")
+        assert header == IQA_HEADER and len(rows) == 8
+        for row in rows[:3]:
+            x = to_tensor(read_image(root / "iqa" / "dist" / "images" / row["image"]))
+            assert float(row["score"]) == pytest.approx(model(x, variant).item(), abs=2e-6)
+    _, niqe_rows = read_csv(root / "metrics" / "iqa" / "niqe" / "dist.csv")
+    assert all(float(r["score"]) > 0 for r in niqe_rows)  # raw NIQE, not negated
+
+
+def test_iqa_json_format_and_correlations(iqa_run):
+    root, _, _, summary = iqa_run
+    data = strict_json(root / "metrics" / "iqa.json")
+    assert data == json.loads(json.dumps(summary))
+    assert set(data) == {"profile", "results", "subsets", "na", "weights", "notes"}
+    results = data["results"]["dist"]
+    assert set(results) == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
+                            "clipiqa"}
+    for method in ("sfd_iqa", "niqe"):
+        _, rows = read_csv(root / "metrics" / "iqa" / method / "dist.csv")
+        scores, mos = [float(r["score"]) for r in rows], [float(r["mos"]) for r in rows]
+        assert results[method] == pytest.approx(correlations(scores, mos, lower_better=method == "niqe"), abs=1e-4)
+    # NIQE is correlated negated: its coefficients are those of -score
+    _, rows = read_csv(root / "metrics" / "iqa" / "niqe" / "dist.csv")
+    negated = correlations([-float(r["score"]) for r in rows], [float(r["mos"]) for r in rows])
+    assert results["niqe"]["srcc"] == pytest.approx(negated["srcc"], abs=1e-6)
+    assert results["ilniqe"] == NA and results["clipiqa"] == NA
+    assert data["na"]["ilniqe"] == (f"weights not available: {root / 'torch' / 'hub/pyiqa/ILNIQE_templateModel.mat'}"
+                                    f" (run the paper profile's download stage online)")
+    assert "hub/clip/RN50.pt" in data["na"]["clipiqa"]
+    assert set(data["weights"]) == {*SFD_IQA_METHODS.values(), "niqe"}
+    assert "clip_tiny" in data["weights"]["sfd_iqa"] and "random" in data["weights"]["sfd_iqa"]
+
+
+def test_table4_subsets(iqa_run):
+    root, _, _, summary = iqa_run
+    subsets = summary["subsets"]["dist"]
+    assert set(subsets) == {"blur", "noise", "flat"}
+    _, rows = read_csv(root / "metrics" / "iqa" / "sfd_iqa_featd" / "dist.csv")
+    blur = [r for r in rows if r["image"].startswith("blur/")]
+    for variant in ("baseline", "featd", "tgd", "full"):
+        assert set(subsets["blur"][variant]) == {"plcc", "srcc", "krcc"}
+        assert subsets["flat"][variant] == NA
+    assert subsets["blur"]["featd"] == pytest.approx(
+        correlations([float(r["score"]) for r in blur], [float(r["mos"]) for r in blur]), abs=1e-4)
+    assert summary["na"]["sfd_iqa on dist/flat"] == "correlation undefined: the MOS is constant"
+
+
+def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
+    _, cfg, kwargs, _ = iqa_run
+    summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
+                           0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
+    assert summary["results"]["dist"] == {m: NA for m in SFD_IQA_METHODS.values()}
+    assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
+                                      f"(the train_real stage writes it)"
+    assert summary["subsets"] == {}
+    with pytest.raises(ValueError, match="brisque"):
+        evaluate_iqa({**cfg, "pyiqa_methods": ["brisque"]}, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m2", **kwargs)

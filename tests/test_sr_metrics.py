@@ -1,0 +1,127 @@
+"""SR metrics: Y-PSNR/SSIM against hand computations, the border crop, NIQE, and LPIPS/DISTS n/a offline."""
+import datetime
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.checkpoint import CheckpointError
+from pipeline.metrics.niqe_params import write_niqe_mat
+from pipeline.metrics.pyiqa_metrics import (
+    NA,
+    MetricUnavailable,
+    create_metric,
+    torch_home,
+)
+from pipeline.metrics.sr_metrics import PSNR_CAP, SR_METRICS, SRMetrics
+
+LPIPS_FILE = "hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth"
+ALEXNET_FILE = "hub/checkpoints/alexnet-owt-7be5be79.pth"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sr_metrics")
+    home, niqe = root / "torch", write_niqe_mat(root / "niqe.mat")
+    home.mkdir()
+    return home, niqe, SRMetrics(4, home, niqe, "cpu")
+
+
+def rgb(h, w, low=20, high=200, seed=0):
+    return np.random.default_rng(seed).integers(low, high, (h, w, 3), dtype=np.uint8)
+
+
+def test_identical_images_give_the_finite_cap(setup):
+    img = rgb(64, 64)
+    out = setup[2](img, img)
+    assert out["psnr"] == pytest.approx(PSNR_CAP) and math.isfinite(out["psnr"])
+    assert out["ssim"] == pytest.approx(1.0)
+
+
+def test_constant_offset_psnr_on_bt601_y(setup):
+    hr = rgb(64, 64)
+    sr = hr + np.uint8(10)
+    # BT.601: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, the weights sum to 219: +10 on RGB is +10 * 219 / 255
+    # on Y (0-255), so the MSE on [0, 1] is (10 * 219 / 255^2)^2
+    expected = 10 * math.log10(1 / (10 * 219 / 255 ** 2) ** 2)
+    assert setup[2](sr, hr)["psnr"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_ssim_of_two_flat_images_by_hand(setup):
+    # flat images: no variance, so SSIM = (2 a b + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 255)^2, on the uint8-rounded Y
+    a, b = np.full((48, 48, 3), 100, np.uint8), np.full((48, 48, 3), 110, np.uint8)
+    ya, yb = round(16 + 100 * 219 / 255), round(16 + 110 * 219 / 255)
+    c1 = (0.01 * 255) ** 2
+    assert setup[2](a, b)["ssim"] == pytest.approx((2 * ya * yb + c1) / (ya ** 2 + yb ** 2 + c1), rel=1e-6)
+
+
+def test_border_of_scale_pixels_is_ignored(setup):
+    home, niqe, metrics = setup
+    hr = rgb(64, 64)
+    sr = hr.copy()
+    sr[:4] = 255 - sr[:4]
+    sr[:, -4:] = 0
+    cropped = metrics(sr, hr)
+    assert cropped["psnr"] == pytest.approx(PSNR_CAP) and cropped["ssim"] == pytest.approx(1.0)
+    uncropped = SRMetrics(0, home, niqe, "cpu")(sr, hr)
+    assert uncropped["psnr"] < 20 and uncropped["ssim"] < 0.99
+
+
+def test_niqe_needs_96_pixels_after_the_crop(setup):
+    metrics = setup[2]
+    small, large = rgb(100, 120), rgb(104, 104, seed=1)
+    assert metrics(small, small)["niqe"] == NA  # 92 px high after the 4 px crop
+    value = metrics(large, large)["niqe"]
+    assert isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.filterwarnings("ignore:cov\\(\\)")  # pyiqa's covariance of the flat image's features
+def test_niqe_of_a_flat_image_is_na(setup):
+    flat = np.full((128, 128, 3), 90, np.uint8)
+    out = setup[2](flat, flat)
+    assert out["niqe"] == NA and out["psnr"] == pytest.approx(PSNR_CAP)
+
+
+def test_lpips_and_dists_are_na_without_weights(setup):
+    home, _, metrics = setup
+    assert metrics.na == {
+        "lpips": f"weights not available: {home / LPIPS_FILE} (run the paper profile's download stage online)",
+        "dists": f"weights not available: {home / 'hub/pyiqa/DISTS_weights-f5e65c96.pth'} "
+                 f"(run the paper profile's download stage online)",
+    }
+    out = metrics(rgb(64, 64), rgb(64, 64, seed=1))
+    assert list(out) == list(SR_METRICS)
+    assert out["lpips"] == NA and out["dists"] == NA
+    assert all(isinstance(out[k], float) for k in ("psnr", "ssim"))
+
+
+def test_each_missing_file_is_named_and_pickled_files_are_refused(tmp_path):
+    lpips = tmp_path / LPIPS_FILE
+    lpips.parent.mkdir(parents=True)
+    torch.save({"lin0.model.1.weight": torch.zeros(1, 64, 1, 1)}, lpips)
+    with pytest.raises(MetricUnavailable, match="alexnet-owt-7be5be79.pth"):
+        create_metric("lpips", tmp_path)
+    (tmp_path / ALEXNET_FILE).parent.mkdir(parents=True)
+    (tmp_path / ALEXNET_FILE).write_bytes(b"")
+    torch.save({"made": datetime.date(2020, 1, 1)}, lpips)  # a pickled object, not tensors
+    with pytest.raises(CheckpointError, match="pickled objects"):
+        create_metric("lpips", tmp_path)
+
+
+def test_niqe_without_its_model_is_na(tmp_path):
+    with pytest.raises(MetricUnavailable, match="weights not available: .*missing.mat"):
+        create_metric("niqe", tmp_path, niqe_params=tmp_path / "missing.mat")
+
+
+def test_torch_home_is_restored(tmp_path):
+    before = os.environ.get("TORCH_HOME")
+    with torch_home(tmp_path):
+        assert os.environ["TORCH_HOME"] == str(tmp_path.resolve())
+    assert os.environ.get("TORCH_HOME") == before
+
+
+def test_size_mismatch_raises(setup):
+    with pytest.raises(ValueError, match="differ in size"):
+        setup[2](rgb(64, 64), rgb(64, 68))
