@@ -79,7 +79,17 @@ class SFDIQA(nn.Module):
         self.encoder, self.featd, self.lpp = encoder, featd, lpp
         self.alpha1, self.alpha2, self.prompt_logit_scale = alpha1, alpha2, prompt_logit_scale
         self.max_pixels, self.tile, self.tile_margin = max_pixels, tile, tile_margin
+        self._lpp_cache: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.eval()
+
+    def _lpp_features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LPP's (F_t+, F_t-). A pass of CLIP's text tower costs about a quarter of the image tower on a
+        384 x 512 image, so it is kept and redone only when the learned context changes (value, device or dtype)."""
+        ctx, cached = self.lpp.ctx, self._lpp_cache
+        if cached is None or cached[0].device != ctx.device or cached[0].dtype != ctx.dtype or \
+                not torch.equal(cached[0], ctx):
+            self._lpp_cache = cached = (ctx.detach().clone(), self.lpp(self.encoder))
+        return cached[1]
 
     def _tiled_map_mean(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -107,7 +117,7 @@ class SFDIQA(nn.Module):
         feats = self.encoder(x if whole else resize_to_budget(x, self.max_pixels))
         out = {"s_o": prompt_pair_score(feats.out, *self.encoder.encode_text(FIXED_PROMPTS), self.prompt_logit_scale)}
         if need_lp:
-            out["s_lp"] = prompt_pair_score(feats.out, *self.lpp(self.encoder), self.prompt_logit_scale)
+            out["s_lp"] = prompt_pair_score(feats.out, *self._lpp_features(), self.prompt_logit_scale)
         if need_map:
             out["map_mean"] = (torch.sigmoid(self.featd(feats.m1, feats.m2, feats.m3)).mean(dim=(1, 2, 3))
                                if whole else self._tiled_map_mean(x))

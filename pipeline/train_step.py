@@ -6,6 +6,13 @@ adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradie
 features, detached, for the discriminators' step; the HR batch's features are computed without gradients; the LPP's
 text features are computed once and serve both steps. With `degradation` set (the real-world model), LR inputs
 are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual target is the sharpened GT.
+
+Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
+`channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
+image tower, Feat-D, the LPP's text pass, the image discriminator), `fused_adam` (Adam's fused kernel) and
+`cudnn_benchmark`. On the CPU they cost more than they give (bf16 is emulated on most CPUs, compiling the networks
+takes minutes), so a CPU run is plain fp32 eager. `python -m pipeline.bench` times the steps;
+tests/test_fast_path.py checks that the switches keep the numbers.
 """
 from __future__ import annotations
 
@@ -40,45 +47,60 @@ def unwrap(net: nn.Module) -> nn.Module:
     return net.module if isinstance(net, DistributedDataParallel) else net
 
 
-def adam(params, cfg: dict, device: torch.device) -> torch.optim.Adam:
-    """Adam as the paper trains (lr 1e-4, betas 0.9/0.99 by default); the fused kernel on CUDA."""
-    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), fused=device.type == "cuda")
+def adam(params, cfg: dict, fused: bool) -> torch.optim.Adam:
+    """Adam as the paper trains (lr 1e-4, betas 0.9/0.99 by default), with the fused kernel if `fused`."""
+    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), fused=fused)
 
 
 def multistep(opt, cfg: dict):
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg["milestones"], gamma=cfg["gamma"])
 
 
+SWITCHES = ("bf16", "channels_last", "compile", "fused_adam")
+
+
 class Step:
-    """Shared plumbing: device placement, DDP wrapping, bf16 autocast on CUDA, state for checkpoints."""
+    """Shared plumbing: device placement, DDP wrapping, the speed switches, state for checkpoints.
+
+    `switches`: which of SWITCHES this step uses: each is on where the device type is in `fast_devices` and the
+    cfg key of that name is not false (absent keys count as true).
+    """
+
+    fast_devices = ("cuda",)
 
     def __init__(self, cfg: dict, device: torch.device):
         self.cfg, self.device = cfg, device
+        fast = device.type in self.fast_devices
+        self.switches = {k: fast and bool(cfg.get(k, True)) for k in SWITCHES}
+        if device.type == "cuda":  # fixed patch sizes: let cuDNN time its algorithms once and keep the fastest
+            torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", True))
         self.nets: dict[str, nn.Module] = {}
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.scheds: dict[str, object] = {}
 
     def add_net(self, name: str, net: nn.Module, trainable: bool = True) -> nn.Module:
         net = net.to(self.device)
-        if self.device.type == "cuda" and self.cfg.get("channels_last", True):
+        if self.switches["channels_last"]:
             net = net.to(memory_format=torch.channels_last)
+        if self.switches["compile"]:
+            net.compile()  # in place: the module, its state-dict keys and DDP wrapping stay as they are
         if trainable and torch.distributed.is_initialized():
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.nets[name] = net
         return net
 
     def add_optim(self, name: str, params) -> None:
-        self.optims[name] = adam(params, self.cfg, self.device)
+        self.optims[name] = adam(params, self.cfg, self.switches["fused_adam"])
         self.scheds[name] = multistep(self.optims[name], self.cfg)
 
     def autocast(self):
-        if self.device.type == "cuda" and self.cfg.get("bf16", True):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.switches["bf16"]:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.switches["channels_last"] else x
 
     def state_dict(self) -> dict:
         return {"nets": {k: unwrap(v).state_dict() for k, v in self.nets.items() if k in self.optims or
@@ -100,7 +122,9 @@ class Step:
     def finish(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         for sched in self.scheds.values():
             sched.step()
-        logs = {k: float(v.detach()) for k, v in losses.items()}
+        # one device-to-host copy for all values, not one synchronising float() each
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()]).tolist()
+        logs = dict(zip(losses, values))
         logs["lr"] = self.optims["g"].param_groups[0]["lr"]
         return logs
 
@@ -166,7 +190,7 @@ class GANStep(Step):
             hr = self.to_device(batch["hr"])
             return self.to_device(batch["lr"]), hr, hr
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
-        hr = batch["hr"].to(self.device)
+        hr = batch["hr"].to(self.device, non_blocking=True)
         lr = self.degradation(hr, generator)
         patch, s = self.cfg["patch"], self.degradation.scale
         lp = patch // s

@@ -1,0 +1,372 @@
+"""`python -m pipeline.bench`: the speed of the real training steps, of SFD-IQA and of the data side, as JSON.
+
+Training: the `GANStep` the stages run (pipeline.train_step, with the switches of params.yaml) for the `esrgan`
+and `sfd` variants of `train_gan`, and `real`, the `sfd` step of `train_real` with Real-ESRGAN's degradation on the
+device. SFD-IQA: Eq. 8-10 on a batch of images, next to CLIP's image tower alone on the same batch, and on single
+images (how `pipeline.iqa` and the evaluation score). For each: images/s, seconds per iteration, peak GPU memory,
+FLOPs of one iteration (torch.utils.flop_counter: matmuls and convolutions, forward and backward, counted on an
+extra eager iteration) and the fraction of the GPU's dense bf16 peak they reach. Warm-up iterations (they include
+torch.compile's compilation) are not timed; CUDA is synchronised around the timed region.
+
+Default: paper scale from params.yaml (`model.paper`, `train_gan.paper`, `train_real.paper`) with random CLIP and
+VGG19 weights (weights do not change the timing). `--small`: the quick profile's networks (clip_tiny, a small
+RRDBNet), batch 2, patch 64: runs on a CPU in under a minute, to keep the benchmark working.
+
+Data side (CPU, paper sizes in both modes): decoding + cropping 480 x 480 PNG sub-images cut the way `synthesize`
+cuts them (PairedPatches: 256 px patches with their LR for classical SR, 400 px crops for the real-world model) and
+Real-ESRGAN's degradation of a batch of 400 px crops, per image, on one thread as a DataLoader worker runs; from
+these, how many workers keep a step fed at the target rate and at the measured one.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from pipeline.archs.clip_encoder import CLIPEncoder
+from pipeline.archs.featd import FeatD
+from pipeline.archs.lpp import LearnablePromptPairs
+from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.data.datasets import PairedPatches
+from pipeline.data.degradation import PairPool, RealESRGANDegradation
+from pipeline.fileio import write_json
+from pipeline.params import for_profile
+from pipeline.sfd_iqa import SFDIQA
+from pipeline.train_step import GANStep
+
+STEPS = ("esrgan", "sfd", "real")  # real: train_real's sfd step, LR made on the device by the degradation
+TARGETS = {"sfd_images_per_s": 170.0, "sfd_over_esrgan_step_time": 1.3, "iqa_over_clip_throughput": 0.8,
+           "peak_memory_gib": 12.0}  # issue 6, for one H100/H200 at batch 16, HR patch 256
+# Dense bf16 tensor-core peaks from the vendor's data sheets, TFLOP/s; the first name found in the device's wins.
+BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("A100", 312.0))
+SUBIMAGE, SUBIMAGE_STEP = 480, 240  # BasicSR's DF2K sub-images (synthesize.paper)
+DATA_SOURCES = ("astronaut", "immunohistochemistry")  # natural images that ship with scikit-image
+# Ops of the degradation that run on the CPU even when it runs on a GPU: its random fields come from a CPU
+# generator (device independence) and Poisson noise is sampled on the CPU.
+CPU_RANDOM_OPS = ("aten::poisson", "aten::normal_", "aten::uniform_", "aten::randperm", "aten::bernoulli_")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
+    """Seconds per call of `fn(i)` over `iters` calls after `warmup` untimed ones, and peak GPU memory (GiB)."""
+    for i in range(warmup):
+        fn(i)
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for i in range(warmup, warmup + iters):
+        fn(i)
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / iters
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return {"seconds_per_iter": seconds, "peak_memory_gib": peak}
+
+
+def count_flops(fn) -> int:
+    """FLOPs of one call of `fn`, run eagerly (compiled code hides its ops from the counter)."""
+    counter = FlopCounterMode(display=False)
+    with torch.compiler.set_stance("force_eager"), counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU named `device_name` (as torch.cuda.get_device_name gives it), if known."""
+    return next((peak for key, peak in BF16_PEAK_TFLOPS if key in device_name), None)
+
+
+def throughput(timing: dict, batch: int, flops: int, peak: float | None) -> dict:
+    seconds = timing["seconds_per_iter"]
+    achieved = flops / seconds / 1e12
+    return {**timing, "images_per_s": batch / seconds, "flops_per_iter": flops, "achieved_tflops": achieved,
+            "fraction_of_bf16_peak": achieved / peak if peak else None}
+
+
+def load_config(params_path: Path, small: bool, batch: int | None, compile_: bool) -> dict:
+    """The networks, training sections and degradation the benchmark runs, from params.yaml."""
+    params = yaml.safe_load(Path(params_path).read_text())
+    model = for_profile(params["model"], "quick" if small else "paper")
+    model = {**model, "clip": {**model["clip"], "weights": "none"}, "vgg19": {"weights": "none"}}
+    gan = for_profile(params["train_gan"], "paper")
+    real = for_profile(params["train_real"], "paper")
+    if small:
+        gan, real = {**gan, "batch": 2, "patch": 64}, {**real, "batch": 2, "patch": 64}
+        real["degrade_size"] = for_profile(params["train_real"], "quick")["degrade_size"]
+    if batch:
+        gan, real = {**gan, "batch": batch}, {**real, "batch": batch}
+    if not compile_:
+        gan, real = {**gan, "compile": False}, {**real, "compile": False}
+    degradation = dict(params["degradation"])
+    b = real["batch"]
+    # the pool must hold whole batches; in small mode one, so that the timed steps soon draw from a full pool
+    degradation["pool_size"] = b if small else math.ceil(degradation["pool_size"] / b) * b
+    lambdas = {k: params[k] for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
+    return {"model": model, "train_gan": gan, "train_real": real, "degradation": degradation, "lambdas": lambdas,
+            "data": {"patch": for_profile(params["train_gan"], "paper")["patch"],
+                     "degrade_size": for_profile(params["train_real"], "paper")["degrade_size"]}}
+
+
+def build_step(kind: str, config: dict, device: torch.device) -> GANStep:
+    torch.manual_seed(0)
+    model = config["model"]
+    generator = RRDBNet(**model["generator"]).train()
+    if kind == "real":
+        degradation = RealESRGANDegradation(config["degradation"], scale=model["scale"]).to(device)
+        return GANStep("sfd", generator, model, config["lambdas"], config["train_real"], device, degradation,
+                       PairPool(config["degradation"]["pool_size"]))
+    return GANStep(kind, generator, model, config["lambdas"], config["train_gan"], device)
+
+
+def random_batches(kind: str, cfg: dict, scale: int, device: torch.device, count: int = 2) -> list[dict]:
+    """`count` batches of uniform noise images, in pinned memory on CUDA as the DataLoader delivers them."""
+    g = torch.Generator().manual_seed(0)
+    b, p = cfg["batch"], cfg["patch"]
+    shapes = {"hr": (b, 3, cfg["degrade_size"], cfg["degrade_size"])} if kind == "real" else \
+        {"lr": (b, 3, p // scale, p // scale), "hr": (b, 3, p, p)}
+    pin = device.type == "cuda"
+    return [{k: (torch.rand(s, generator=g).pin_memory() if pin else torch.rand(s, generator=g))
+             for k, s in shapes.items()} for _ in range(count)]
+
+
+def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters: int, peak: float | None) -> dict:
+    step = build_step(kind, config, device)
+    cfg = config["train_real" if kind == "real" else "train_gan"]
+    batches = random_batches(kind, cfg, config["model"]["scale"], device)
+    if kind == "real":  # steady state: the pair pool is full before the timed steps
+        warmup = max(warmup, config["degradation"]["pool_size"] // cfg["batch"] + 1)
+    skipped = []
+
+    def one(i: int) -> None:
+        if step.step(batches[i % len(batches)], i + 1) is None:
+            skipped.append(i + 1)
+
+    timing = timed(one, warmup, iters, device)
+    flops = count_flops(lambda: one(warmup + iters))
+    return {**throughput(timing, cfg["batch"], flops, peak), "batch": cfg["batch"], "patch": cfg["patch"],
+            "warmup": warmup, "iters": iters, "skipped_steps": len(skipped), "switches": dict(step.switches),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None) -> dict:
+    with torch.no_grad():
+        timing = timed(lambda i: net(x), warmup, iters, x.device)
+        return throughput(timing, x.shape[0], count_flops(lambda: net(x)), peak)
+
+
+def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, int], warmup: int, iters: int,
+              peak: float | None) -> dict:
+    """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images."""
+    torch.manual_seed(0)
+    model = config["model"]
+    encoder = CLIPEncoder(**model["clip"])
+    iqa = SFDIQA(encoder, FeatD(encoder.mid_channels, model["featd"]["widths"]),
+                 LearnablePromptPairs(encoder, model["lpp"]["n_ctx"]),
+                 prompt_logit_scale=model["prompt_logit_scale"]).to(device)
+    out = {"size": list(size)}
+    for n in dict.fromkeys((batch, 1)):
+        x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+        results = {name: bench_forward(net, x, warmup, iters, peak)
+                   for name, net in (("sfd_iqa", iqa), ("clip_image_tower", encoder))}
+        results["iqa_over_clip_throughput"] = (results["sfd_iqa"]["images_per_s"]
+                                               / results["clip_image_tower"]["images_per_s"])
+        out[f"batch_{n}"] = results
+    return out
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread, as in a DataLoader worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def write_subimages(root: Path) -> Path:
+    """480 px HR sub-images and their bicubic LR, made from package images as `synthesize` makes DF2K's."""
+    from pipeline.data.quick import build_quick_sets
+    from pipeline.data.synthesize import cut_subimages, write_classical_set
+
+    build_quick_sets({"source": list(DATA_SOURCES)}, root)
+    write_classical_set(root / "source", root / "set", scale=4)
+    cut_subimages(root / "set", SUBIMAGE, SUBIMAGE_STEP, scale=4)
+    return root / "set"
+
+
+def workers_needed(images_per_s: float, per_worker_images_per_s: float) -> int:
+    """DataLoader workers that deliver `images_per_s` when each delivers `per_worker_images_per_s`."""
+    return math.ceil(images_per_s / per_worker_images_per_s)
+
+
+def bench_data(config: dict, batch: int, repeats: int, step_rates: dict[str, float]) -> dict:
+    """Per-worker data throughput at paper sizes, and workers needed at the target and the measured step rates."""
+    patch, degrade_size = config["data"]["patch"], config["data"]["degrade_size"]
+    with tempfile.TemporaryDirectory() as tmp, one_thread():
+        set_dir = write_subimages(Path(tmp))
+        classical = PairedPatches([set_dir], patch, lr_dir="LR_x4_sub")
+        real = PairedPatches([set_dir], degrade_size)
+        keys = [(epoch, i) for epoch in range(4) for i in range(len(classical))]
+
+        def per_item(dataset) -> float:
+            dataset[keys[0]]
+            start = time.perf_counter()
+            for key in keys:
+                dataset[key]
+            return (time.perf_counter() - start) / len(keys)
+
+        t_classical, t_real = per_item(classical), per_item(real)
+        hr = torch.stack([real[keys[i % len(keys)]]["hr"] for i in range(batch)])
+        degradation = RealESRGANDegradation(config["degradation"], scale=config["model"]["scale"])
+        generator = torch.Generator().manual_seed(0)
+        degradation(hr, generator)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            for _ in range(repeats):
+                degradation(hr, generator)
+            t_batch = (time.perf_counter() - start) / repeats
+        random_ms = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in CPU_RANDOM_OPS) / 1e3
+    per_worker = {"classical": 1 / t_classical, "real": 1 / t_real, "real_degradation_in_workers":
+                  1 / (t_real + t_batch / batch)}
+    rates = {"target": TARGETS["sfd_images_per_s"], **{f"measured_{k}": v for k, v in step_rates.items()}}
+    measured_for = {"classical": "measured_sfd", "real": "measured_real", "real_degradation_in_workers":
+                    "measured_real"}
+    return {
+        "sub_images": {"count": len(classical), "size": SUBIMAGE, "sources": list(DATA_SOURCES)},
+        "patch": patch, "degrade_size": degrade_size, "threads": 1,
+        "decode_crop_seconds_per_image": {"classical": t_classical, "real": t_real},
+        "degradation": {"batch": batch, "repeats": repeats, "seconds_per_batch": t_batch,
+                        "seconds_per_image": t_batch / batch,
+                        "cpu_random_draws_ms_per_batch": random_ms / repeats},
+        "images_per_s_per_worker": per_worker,
+        "workers_needed": {path: {name: workers_needed(rate, per_worker[path]) for name, rate in rates.items()
+                                  if name in ("target", measured_for[path])} for path in per_worker},
+    }
+
+
+def environment(device: torch.device) -> dict:
+    env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+           "device_type": device.type, "torch": torch.__version__, "cuda": torch.version.cuda,
+           "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        env.update(cudnn=torch.backends.cudnn.version(), tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                   tf32_cudnn=torch.backends.cudnn.allow_tf32)
+    return env
+
+
+def check_targets(results: dict) -> dict:
+    """Each target of issue 6 with the measured value; `met` only for a paper-scale run on a GPU."""
+    steps, iqa = results.get("train_step", {}), results.get("sfd_iqa", {})
+    measured = {
+        "sfd_images_per_s": steps.get("sfd", {}).get("images_per_s"),
+        "sfd_over_esrgan_step_time": results.get("sfd_over_esrgan_step_time"),
+        "iqa_over_clip_throughput": iqa.get(f"batch_{iqa.get('batch')}", {}).get("iqa_over_clip_throughput"),
+        "peak_memory_gib": steps.get("sfd", {}).get("peak_memory_gib"),
+    }
+    judged = results["mode"] == "paper" and results["env"]["device_type"] == "cuda"
+    upper = ("sfd_over_esrgan_step_time", "peak_memory_gib")
+    return {k: {"target": TARGETS[k], "measured": v,
+                "met": None if not judged or v is None else (v <= TARGETS[k] if k in upper else v >= TARGETS[k])}
+            for k, v in measured.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config = load_config(args.params, args.small, args.batch, not args.no_compile)
+    env = environment(device)
+    peak = args.peak_tflops or (bf16_peak_tflops(env["device"]) if device.type == "cuda" else None)
+    iters = args.iters or (2 if args.small else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if args.small else 5)
+    iqa_size = tuple(args.iqa_size or ((192, 256) if args.small else (384, 512)))
+    data_repeats = args.data_repeats or (1 if args.small else 3)
+    results = {"mode": "small" if args.small else "paper", "env": env, "bf16_peak_tflops": peak,
+               "config": config, "train_step": {}}
+    for kind in args.steps:
+        results["train_step"][kind] = bench_step(kind, config, device, warmup, iters, peak)
+        torch.compiler.reset()  # each step's networks are new objects: keep their graphs from filling dynamo's cache
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    steps = results["train_step"]
+    if "sfd" in steps and "esrgan" in steps:
+        results["sfd_over_esrgan_step_time"] = steps["sfd"]["seconds_per_iter"] / steps["esrgan"]["seconds_per_iter"]
+    if args.iqa:
+        iqa_batch = args.iqa_batch or (2 if args.small else 16)
+        results["sfd_iqa"] = {"batch": iqa_batch, **bench_iqa(config, device, iqa_batch, iqa_size, warmup, iters,
+                                                              peak)}
+    if args.data:
+        rates = {k: steps[k]["images_per_s"] for k in ("sfd", "real") if k in steps}
+        results["data"] = bench_data(config, args.data_batch, data_repeats, rates)
+    results["targets"] = check_targets(results)
+    results["wall_seconds"] = time.perf_counter() - start
+    return results
+
+
+def summary(results: dict) -> str:
+    lines = [f"{results['mode']} on {results['env']['device']} (torch {results['env']['torch']})"]
+    for kind, r in results["train_step"].items():
+        memory = f", peak {r['peak_memory_gib']:.2f} GiB" if r["peak_memory_gib"] is not None else ""
+        lines.append(f"step {kind:7s} {r['images_per_s']:9.2f} img/s  {r['seconds_per_iter']:.4f} s/step  "
+                     f"{r['flops_per_iter'] / 1e9:.1f} GFLOP/step{memory}")
+    iqa = results.get("sfd_iqa")
+    if iqa:
+        for key in (k for k in iqa if k.startswith("batch_")):
+            r = iqa[key]
+            lines.append(f"sfd-iqa {key}: {r['sfd_iqa']['images_per_s']:.2f} img/s, CLIP image tower "
+                         f"{r['clip_image_tower']['images_per_s']:.2f} img/s "
+                         f"(ratio {r['iqa_over_clip_throughput']:.2f})")
+    data = results.get("data")
+    if data:
+        lines.append("data per worker (img/s): " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                                              data["images_per_s_per_worker"].items()))
+        lines.append(f"workers needed: {data['workers_needed']}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--small", action="store_true", help="tiny networks, batch 2, patch 64 (CPU, under a minute)")
+    p.add_argument("--output", type=Path, default=Path("bench.json"), help="JSON file to write (default bench.json)")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--device", help="default: cuda if available, else cpu")
+    p.add_argument("--steps", nargs="*", choices=STEPS, default=list(STEPS), help="training steps to time")
+    p.add_argument("--batch", type=int, help="override the training batch size")
+    p.add_argument("--iters", type=int, help="timed iterations (default 20, small 2)")
+    p.add_argument("--warmup", type=int, help="untimed iterations first (default 5, small 1)")
+    p.add_argument("--no-compile", action="store_true", help="time the steps with compile: false")
+    p.add_argument("--iqa", action=argparse.BooleanOptionalAction, default=True, help="time SFD-IQA")
+    p.add_argument("--iqa-batch", type=int, help="SFD-IQA batch (default 16, small 2)")
+    p.add_argument("--iqa-size", type=int, nargs=2, metavar=("H", "W"), help="default 384 512, small 192 256")
+    p.add_argument("--data", action=argparse.BooleanOptionalAction, default=True, help="time the data side")
+    p.add_argument("--data-batch", type=int, default=16, help="batch of the degradation timing")
+    p.add_argument("--data-repeats", type=int, help="degradation batches timed (default 3, small 1)")
+    p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, if not in the table")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args)
+    write_json(args.output, results)
+    print(summary(results))
+    print("wrote", args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

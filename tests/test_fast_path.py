@@ -1,0 +1,162 @@
+"""The training steps' speed switches keep the numbers of plain fp32 eager, on CPU-sized inputs.
+
+On CUDA the fast path is bf16 autocast + channels_last + torch.compile + fused Adam. Here the switches are forced
+on for the CPU (a subclass with `fast_devices = ("cpu",)`), except compile: inductor needs minutes on this CPU for
+the tiny networks. (Checked by hand instead: with the `aot_eager` backend, dynamo + AOTAutograd, the sfd, esrgan and
+real-world steps match eager to about 1e-5 in the losses and 1e-7 in the weights after three or four steps.)
+
+Tolerances:
+- fp32 with channels_last and fused Adam: only the summation order changes. Losses agree to 1e-4 relative (the
+  image discriminator's BatchNorm turns 1e-7 into 2e-5). Adam's first steps move each weight by about lr times
+  the sign of its gradient, so the few weights whose gradient is near 0 may move the other way: the weight
+  updates after the steps must agree to 1e-2 of their norm (measured: 4e-3 at most, from 3 of 65536 weights).
+- bf16 autocast: bf16 keeps 8 significant bits, so features and losses carry about 1e-2 relative error: 2e-2 for
+  the pixel, perceptual and Feat-D terms, 5e-2 for the image discriminator (its BatchNorm of the real and the fake
+  batch makes the loss a difference of large terms); the TG-D terms pass CLIP cosines through a x100 logit
+  scale, so they get 0.3 absolute on losses of order 1. Gradients at the first step (same weights): cosine to
+  fp32 >= 0.999 for the generator and Feat-D, >= 0.99 for the prompt context, >= 0.8 for the image
+  discriminator (measured about 0.93: see above).
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
+from pipeline.archs.featd import FeatD
+from pipeline.archs.lpp import LearnablePromptPairs
+from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.sfd_iqa import SFDIQA
+from pipeline.train_step import SWITCHES, GANStep, PSNRStep, unwrap
+
+MODEL = {"generator": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": TINY_ARCH, "weights": "none"},
+         "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
+         "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+PATCH = 64  # the image discriminator's last map is 2 x 2: smaller patches leave its BatchNorm almost no samples
+CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [100], "patch": PATCH,
+       "image_gan_weight": 0.005, "compile": False}
+STEPS = 2
+
+BF16_RTOL = {"l1": 2e-2, "g_l1": 2e-2, "g_percep": 2e-2, "g_fea": 2e-2, "d_fea": 2e-2, "g_img": 5e-2, "d_img": 5e-2}
+BF16_ATOL = {"g_tg": 0.3, "d_tg": 0.3, "lpp_hr": 0.1, "lpp_sr": 0.1, "d_hr": 0.02, "d_sr": 0.02}
+GRAD_COS = {"g": 0.999, "featd": 0.999, "lpp": 0.99, "image_d": 0.8}
+
+
+class FastGANStep(GANStep):
+    fast_devices = ("cpu",)
+
+
+class FastPSNRStep(PSNRStep):
+    fast_devices = ("cpu",)
+
+
+def build(variant: str, fast: bool, **cfg):
+    torch.manual_seed(0)
+    generator, cfg = RRDBNet(**MODEL["generator"]), {**CFG, **cfg}
+    if variant == "psnr":
+        return (FastPSNRStep if fast else PSNRStep)(generator, cfg, torch.device("cpu"))
+    return (FastGANStep if fast else GANStep)(variant, generator, MODEL, LAMBDAS, cfg, torch.device("cpu"))
+
+
+def batches() -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    return [{"lr": torch.rand(2, 3, PATCH // 4, PATCH // 4, generator=g),
+             "hr": torch.rand(2, 3, PATCH, PATCH, generator=g)} for _ in range(STEPS)]
+
+
+def trained_state(step) -> dict[str, torch.Tensor]:
+    return {f"{n}.{k}": v for n in step.optims for k, v in unwrap(step.nets[n]).state_dict().items()
+            if v.is_floating_point()}
+
+
+def grad_cosine(ref, fast, name: str) -> float:
+    def flat(step):
+        return torch.cat([p.grad.flatten() for p in unwrap(step.nets[name]).parameters() if p.grad is not None])
+    return F.cosine_similarity(flat(ref), flat(fast), dim=0).item()
+
+
+def test_switches_stay_off_on_cpu(monkeypatch):
+    def no_compile(self, *args, **kwargs):
+        raise AssertionError("torch.compile must not run on the CPU by default")
+
+    monkeypatch.setattr(nn.Module, "compile", no_compile)
+    step = build("sfd", fast=False, compile=True, bf16=True, channels_last=True)
+    assert step.switches == {k: False for k in SWITCHES}
+    assert not step.optims["g"].defaults["fused"]
+    assert step.g.conv_first.weight.is_contiguous()  # not channels_last
+    with step.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+    assert build("sfd", fast=True, compile=False).switches == {"bf16": True, "channels_last": True,
+                                                                 "compile": False, "fused_adam": True}
+
+
+@pytest.mark.parametrize("variant", ["sfd", "esrgan", "psnr"])
+def test_channels_last_and_fused_adam_are_exact(variant):
+    ref, fast = build(variant, fast=False), build(variant, fast=True, bf16=False)
+    assert fast.switches["channels_last"] and fast.switches["fused_adam"] and not fast.switches["bf16"]
+    assert fast.g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    for i, batch in enumerate(batches(), start=1):
+        logs_ref, logs_fast = ref.step(batch, i), fast.step(batch, i)
+        assert logs_fast.keys() == logs_ref.keys()
+        for key in logs_ref:
+            assert logs_fast[key] == pytest.approx(logs_ref[key], rel=1e-4, abs=1e-7), (i, key)
+    start, a, b = trained_state(build(variant, fast=False)), trained_state(ref), trained_state(fast)
+    for name in ref.optims:
+        keys = [k for k in start if k.startswith(f"{name}.")]
+        update_ref = torch.cat([(a[k] - start[k]).flatten() for k in keys])
+        update_fast = torch.cat([(b[k] - start[k]).flatten() for k in keys])
+        assert update_ref.norm() > 0
+        assert (update_fast - update_ref).norm() <= 1e-2 * update_ref.norm(), name
+
+
+def check_bf16_logs(logs_ref: dict, logs_fast: dict, where) -> None:
+    assert logs_fast.keys() == logs_ref.keys()
+    for key, value in logs_ref.items():
+        if key in BF16_RTOL:
+            assert logs_fast[key] == pytest.approx(value, rel=BF16_RTOL[key]), (where, key)
+        elif key in BF16_ATOL:
+            assert logs_fast[key] == pytest.approx(value, abs=BF16_ATOL[key]), (where, key)
+        else:
+            assert key == "lr" and logs_fast[key] == value
+
+
+@pytest.mark.parametrize("variant", ["sfd", "esrgan", "psnr"])
+def test_bf16_autocast_matches_fp32_within_tolerance(variant):
+    ref, fast = build(variant, fast=False), build(variant, fast=True)
+    assert fast.switches["bf16"]
+    for i, batch in enumerate(batches(), start=1):
+        check_bf16_logs(ref.step(batch, i), fast.step(batch, i), i)
+        if i == 1:  # same weights: the gradients themselves must agree
+            for name in ref.optims:
+                assert grad_cosine(ref, fast, name) >= GRAD_COS[name], name
+
+
+def test_logs_are_the_loss_values():
+    step = build("psnr", fast=False)
+    step.optims["g"].step()  # no gradients: changes nothing, but the scheduler expects it before its own step
+    logs = step.finish({"a": torch.tensor(1.5), "b": torch.tensor(-2.25, dtype=torch.bfloat16)})
+    assert logs == {"a": 1.5, "b": -2.25, "lr": CFG["lr"]}
+
+
+def test_sfd_iqa_reuses_the_lpp_features_until_the_context_changes():
+    torch.manual_seed(0)
+    encoder = CLIPEncoder(TINY_ARCH, "none")
+    featd, lpp = FeatD(encoder.mid_channels, (16, 16, 8, 8)), LearnablePromptPairs(encoder, n_ctx=4)
+    model = SFDIQA(encoder, featd, lpp)
+    calls = []
+    lpp.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+
+    def uncached() -> torch.Tensor:  # a fresh model computes the LPP features anew
+        return SFDIQA(encoder, featd, lpp)(x)
+
+    first = model(x)
+    assert torch.equal(model(x), first) and len(calls) == 1
+    torch.testing.assert_close(first, uncached(), rtol=0, atol=0)
+    with torch.no_grad():
+        lpp.ctx.mul_(1.5)  # as an optimiser step changes it: in place
+    changed = model(x)
+    assert len(calls) == 3  # the first pass, the fresh model's, this one
+    torch.testing.assert_close(changed, uncached(), rtol=0, atol=0)
+    assert not torch.allclose(changed, first)
