@@ -191,7 +191,6 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: st
     from_paper = {p: o for o, p in to_paper.items()}
     columns = [Header(p) for p in methods] + [Header(OUR_LABELS.get(m, m), ours_only=True) for m in extra_models]
     col_models = [from_paper.get(p) for p in methods] + extra_models
-    na = (sr or {}).get("na", {})
 
     rows = []
     for bench in benchmarks + [s for s in our_sets if s not in benchmarks]:
@@ -199,18 +198,25 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: st
             cells = []
             for i, model in enumerate(col_models):
                 cell = Cell(metric, paper=paper.get((bench, metric, methods[i])) if i < len(methods) else None)
-                if sr is None:
-                    cell.reason = missing
-                elif model is None:
-                    cell.reason = NOT_REPRODUCED_SR
-                elif bench not in our_sets:
-                    cell.reason = f"{bench} is not evaluated in the {sr.get('profile', '?')} profile"
-                else:
-                    cell.ours, cell.reason = _ours_value(results[bench].get(model), metric, na, model, bench)
-                cells.append(cell)
+                cells.append(_fill(cell, sr, missing, NOT_REPRODUCED_SR, model, bench, our_sets))
             rows.append(Row((bench, METRIC_NAMES.get(metric, metric)), cells,
                             ours_only=bench not in benchmarks or metric not in paper_metrics))
     return Table(table_id, CAPTIONS[table_id], ("Benchmark", "Metric"), columns, rows, "row").finish()
+
+
+def _fill(cell: Cell, data: dict | None, missing: str, not_reproduced: str, method: str | None, set_name: str,
+          evaluated) -> Cell:
+    """Our value for `cell` (method on set_name) from a metrics file, or the reason there is none."""
+    if data is None:
+        cell.reason = missing
+    elif method is None:
+        cell.reason = not_reproduced
+    elif set_name not in evaluated:
+        cell.reason = f"{set_name} is not evaluated in the {data.get('profile', '?')} profile"
+    else:
+        cell.ours, cell.reason = _ours_value(data["results"][set_name].get(method), cell.metric, data.get("na", {}),
+                                             method, set_name)
+    return cell
 
 
 def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
@@ -224,7 +230,6 @@ def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
     to_paper = assign_columns(ours, methods, IQA_COUNTERPARTS)
     from_paper = {p: o for o, p in to_paper.items()}
     sets = datasets + [s for s in results if s not in datasets]
-    na = (iqa or {}).get("na", {})
 
     rows = []
     for label, method, ours_only in ([(p, from_paper.get(p), False) for p in methods]
@@ -233,15 +238,7 @@ def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
         for dataset in sets:
             for metric in metrics:
                 cell = Cell(metric, paper=None if ours_only else paper.get((label, dataset, metric)))
-                if iqa is None:
-                    cell.reason = missing
-                elif method is None:
-                    cell.reason = NOT_REPRODUCED_IQA
-                elif dataset not in results:
-                    cell.reason = f"{dataset} is not evaluated in the {iqa.get('profile', '?')} profile"
-                else:
-                    cell.ours, cell.reason = _ours_value(results[dataset].get(method), metric, na, method, dataset)
-                cells.append(cell)
+                cells.append(_fill(cell, iqa, missing, NOT_REPRODUCED_IQA, method, dataset, results))
         rows.append(Row((label,), cells, ours_only=ours_only))
     columns = [Header(METRIC_NAMES[m], ours_only=d not in datasets) for d in sets for m in metrics]
     groups = [(d if d in datasets else f"{d} (ours only)", len(metrics)) for d in sets]
