@@ -29,6 +29,7 @@ from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
 from pipeline.checkpoint import CheckpointError
 from pipeline.fileio import read_image, write_text
 from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
+from pipeline.tensor_image import to_tensor
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if min(img.shape[:2]) < MIN_SIZE:
             skipped.append(f"{path.name} (under {MIN_SIZE} px)")
             continue
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(args.device)
+        x = to_tensor(img, args.device)
         with torch.inference_mode():
             rows.append((path.name, model(x, variant).item()))
     if skipped:

@@ -13,10 +13,11 @@ import pyiqa
 import torch
 
 from pipeline.archs.rrdbnet import RRDBNet
-from pipeline.checkpoint import load_state_dict, save_state_dict
+from pipeline.checkpoint import save_state_dict
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import list_images, read_image, write_json
+from pipeline.tensor_image import to_tensor
 from pipeline.sfd_iqa import save_sfd_iqa
 from pipeline.sr import build_generator
 from pipeline.train_step import GANStep, PSNRStep, unwrap
@@ -45,11 +46,8 @@ def psnr_validator(set_name: str, device: torch.device, max_images: int = 10):
     """Y-PSNR (BT.601, crop border 4) of the generator on the first images of a test set, as SR papers compute."""
     metric = pyiqa.create_metric("psnr", test_y_channel=True, color_space="ycbcr", crop_border=4, device=device)
     names = list_images(SETS / set_name / "HR")[:max_images]
-
-    def to_tensor(path: Path) -> torch.Tensor:
-        return torch.from_numpy(read_image(path)).permute(2, 0, 1)[None].float().div(255).to(device)
-
-    pairs = [(to_tensor(SETS / set_name / "LR_x4" / p.name), to_tensor(p)) for p in names]
+    pairs = [(to_tensor(read_image(SETS / set_name / "LR_x4" / p.name), device), to_tensor(read_image(p), device))
+             for p in names]
 
     @torch.no_grad()
     def validate(step) -> dict[str, float]:

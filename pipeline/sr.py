@@ -27,6 +27,7 @@ from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout,
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
 from pipeline.fileio import list_images, read_image, write_image
+from pipeline.tensor_image import to_tensor, to_uint8
 
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
 SWINIR_KEY = "layers.0.residual_group.blocks.0.attn.relative_position_bias_table"
@@ -83,9 +84,7 @@ def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) 
 def upscale_image(net: nn.Module, img: np.ndarray, tile: int = 0, overlap: int = 32,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB (clamped to [0, 1], then rounded)."""
-    lr = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255).to(device)
-    sr = upscale(net, lr, tile, overlap)[0].clamp(0, 1).mul(255).round().byte()
-    return sr.permute(1, 2, 0).cpu().numpy()
+    return to_uint8(upscale(net, to_tensor(img, device), tile, overlap))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -15,16 +15,7 @@ from tqdm import tqdm
 from pipeline.data.iqa_sets import IQARow, convert_iqa_set, write_scores
 from pipeline.data.real_pairs import collect_real_pairs
 from pipeline.fileio import list_images, read_image, write_image
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> 1 x 3 x H x W float in [0, 1]."""
-    return torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div(255)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """1 x 3 x H x W float in [0, 1] -> H x W x 3 uint8, rounded as MATLAB's im2uint8."""
-    return t[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+from pipeline.tensor_image import to_tensor, to_uint8
 
 
 def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
