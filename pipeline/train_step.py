@@ -103,8 +103,8 @@ class Step:
         return x.contiguous(memory_format=torch.channels_last) if self.switches["channels_last"] else x
 
     def state_dict(self) -> dict:
-        return {"nets": {k: unwrap(v).state_dict() for k, v in self.nets.items() if k in self.optims or
-                         k in self.saved_nets()},
+        # the trained networks only: frozen CLIP and VGG are rebuilt from their weights setting
+        return {"nets": {k: unwrap(self.nets[k]).state_dict() for k in self.optims},
                 "optims": {k: v.state_dict() for k, v in self.optims.items()},
                 "scheds": {k: v.state_dict() for k, v in self.scheds.items()}}
 
@@ -115,9 +115,6 @@ class Step:
             self.optims[k].load_state_dict(v)
         for k, v in state["scheds"].items():
             self.scheds[k].load_state_dict(v)
-
-    def saved_nets(self) -> tuple[str, ...]:
-        return tuple(self.optims)
 
     def finish(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         for sched in self.scheds.values():
