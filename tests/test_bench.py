@@ -16,7 +16,7 @@ PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 def test_paper_config_is_the_paper_scale_with_random_weights():
     config = bench.load_config(PARAMS, small=False, batch=None, compile_=True)
     model = config["model"]
-    assert model["generator"] == {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
+    assert model["rrdbnet"] == {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
     assert model["clip"] == {"arch": "RN50-quickgelu", "weights": "none"} and model["vgg19"] == {"weights": "none"}
     for section in ("train_gan", "train_real"):
         assert (config[section]["batch"], config[section]["patch"]) == (16, 256)
@@ -33,6 +33,9 @@ def test_small_config_and_overrides():
     assert config["train_gan"]["compile"] is False and config["train_real"]["compile"] is False
     assert config["degradation"]["pool_size"] == 2
     assert bench.load_config(PARAMS, small=False, batch=4, compile_=True)["train_real"]["batch"] == 4
+    baseline = bench.load_config(PARAMS, small=False, batch=None, compile_=True, fp32_eager=True)
+    for section in ("train_gan", "train_real"):
+        assert all(baseline[section][k] is False for k in ("bf16", "channels_last", "compile", "fused_adam"))
 
 
 def test_flop_count_includes_the_backward_pass():
