@@ -126,6 +126,19 @@ def test_poisson_noise_raises_variance_and_grows_with_scale():
     torch.testing.assert_close(gray[:, 0] - ramp[:, 0], gray[:, 1] - ramp[:, 1])
 
 
+def test_poisson_photon_count_is_the_distinct_levels_rounded_up_to_a_power_of_two():
+    """Real-ESRGAN's count: 1 level -> 1 photon level, 3 -> 4, 200 -> 256; noisy values are multiples of 1/count."""
+    from pipeline.data.degradation import _poisson_noise
+
+    one = torch.full((3, 16, 16), 128 / 255)
+    three = torch.tensor([10, 20, 30.0]).div(255).repeat_interleave(256)[:3 * 256].view(3, 16, 16)
+    many = torch.arange(200.0).repeat(4)[:768].div(255).view(3, 16, 16)
+    img = torch.stack([one, three, many])
+    counts = (_poisson_noise(img, gen()) + img) * torch.tensor([1.0, 4.0, 256.0]).view(3, 1, 1, 1)
+    torch.testing.assert_close(counts, counts.round(), atol=1e-3, rtol=0)
+    assert not torch.allclose(counts[2] * 0.5, (counts[2] * 0.5).round(), atol=1e-3)  # not a coarser count
+
+
 def test_gaussian_blur_lowers_high_frequency_energy():
     img = textured()
     blurred = gaussian_blur(img, torch.tensor([0.8, 2.5]))

@@ -7,8 +7,11 @@ Real-ESRGAN's official x4plus parameters (the `degradation` section of params.ya
        -> [blur (prob.) -> random resize -> noise -> {resize to H/4 + sinc, JPEG} in random order]  (second order)
        -> rounding to 8 bits
 
-Every random choice, including the noise fields, is drawn on the CPU from the `torch.Generator` the caller passes,
-so a seed gives the same LR images on CPU and GPU (up to floating-point differences of the ops themselves).
+Every random parameter (kernels, scales, modes, strengths, qualities, orders) is drawn on the CPU from the
+`torch.Generator` the caller passes, so a seed gives the same parameters on any device. The noise fields are drawn
+on the image's device, from a generator seeded by that CPU generator: drawing a batch of full-size fields (and
+Poisson samples) on the CPU and copying them over took longer than the rest of a GPU training step. A seed thus
+gives the same LR images on one device type; a CPU and a GPU run differ in their noise.
 Per-sample: blur kernels, noise strength and colour/grey choice, JPEG quality. Per-batch, as in Real-ESRGAN:
 resize scale and mode, noise type, whether the second blur runs, the order of the last step. `PairPool` then
 mixes samples across batches to break that per-batch correlation.
@@ -43,33 +46,42 @@ def gaussian_blur(img: torch.Tensor, sigma) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(img, size, sigma[:, None].expand(-1, 2), border_type="reflect")
 
 
+def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """A generator on `device` seeded from the CPU `generator` (one draw from it), for noise fields."""
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def add_gaussian_noise(img: torch.Tensor, sigma, gray, generator: torch.Generator) -> torch.Tensor:
     """Add zero-mean Gaussian noise of standard deviation `sigma` on the 0-255 scale, the same field on all three
-    channels where `gray` is true; clipped to [0, 1]."""
+    channels where `gray` is true; clipped to [0, 1]. The fields are drawn on img's device (device_generator)."""
     b, _, h, w = img.shape
-    color = torch.randn(img.shape, generator=generator).to(img)
-    mono = torch.randn((b, 1, h, w), generator=generator).to(img)
+    field = device_generator(generator, img.device)
+    color = torch.randn(img.shape, generator=field, device=img.device, dtype=img.dtype)
+    mono = torch.randn((b, 1, h, w), generator=field, device=img.device, dtype=img.dtype)
     gray = _per_sample(gray, img).view(b, 1, 1, 1)
     noise = color * (1 - gray) + mono * gray
     return (img + noise * _per_sample(sigma, img).view(b, 1, 1, 1) / 255.0).clamp(0, 1)
 
 
-def _poisson_noise(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _poisson_noise(img: torch.Tensor, field: torch.Generator) -> torch.Tensor:
     """Signal-dependent shot noise: the 8-bit image is scaled by a photon count per sample (its number of distinct
-    levels rounded up to a power of two, as Real-ESRGAN does), Poisson-sampled and scaled back."""
-    quantized = (img * 255.0).round().clamp(0, 255) / 255.0
-    levels = [2.0 ** math.ceil(math.log2(len(torch.unique(sample)))) for sample in quantized]
-    levels = torch.tensor(levels, dtype=img.dtype).view(-1, 1, 1, 1)
-    counts = torch.poisson(quantized.cpu() * levels, generator=generator)
-    return (counts / levels).to(img) - quantized
+    levels rounded up to a power of two, as Real-ESRGAN does), Poisson-sampled on img's device and scaled back."""
+    codes = (img * 255.0).round().clamp(0, 255)
+    quantized = codes / 255.0
+    b = img.shape[0]
+    present = torch.zeros(b, 256, device=img.device).scatter_(1, codes.long().view(b, -1), 1.0)
+    levels = torch.exp2(torch.ceil(torch.log2(present.sum(1)))).to(img.dtype).view(b, 1, 1, 1)
+    return torch.poisson(quantized * levels, generator=field) / levels - quantized
 
 
 def add_poisson_noise(img: torch.Tensor, scale, gray, generator: torch.Generator) -> torch.Tensor:
     """Add Poisson noise multiplied by `scale`; where `gray` is true the noise comes from the luma image and is the
     same on all channels. Clipped to [0, 1]."""
     b = img.shape[0]
-    color = _poisson_noise(img, generator)
-    mono = _poisson_noise(kornia.color.rgb_to_grayscale(img), generator)
+    field = device_generator(generator, img.device)
+    color = _poisson_noise(img, field)
+    mono = _poisson_noise(kornia.color.rgb_to_grayscale(img), field)
     gray = _per_sample(gray, img).view(b, 1, 1, 1)
     noise = color * (1 - gray) + mono * gray
     return (img + noise * _per_sample(scale, img).view(b, 1, 1, 1)).clamp(0, 1)
