@@ -1,5 +1,9 @@
 """The training stages' work: build the networks a profile asks for, train them, export the final weights.
 
+Two generator backbones, as in Table 1: `rrdbnet` (ESRGAN's RRDBNet, the paper's main model) and `swinir`
+(SwinIR). `model.<profile>.<backbone>` sizes each; a training section's `<backbone>:` block overrides its keys
+for that backbone (for_backbone). The PSNR model of a backbone is `models/psnr` (RRDBNet) or `models/swinir_psnr`.
+
 Outputs: `models/<run>/generator.safetensors` (plain state dict, loadable by `python -m pipeline.sr`), for runs
 with Feat-D and LPP `models/<run>/sfd_iqa.safetensors` (loadable by `python -m pipeline.iqa`), for the esrgan
 baseline `models/esrgan/image_d.safetensors` (its image discriminator, for the t-SNE figure); resumable
@@ -13,6 +17,7 @@ import pyiqa
 import torch
 
 from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import save_state_dict
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
@@ -26,19 +31,30 @@ from pipeline.trainer import default_device, distributed, train
 MODELS, CHECKPOINTS, LIVE, SETS = Path("models"), Path("checkpoints"), Path("dvclive"), Path("data/sets")
 
 
-def new_generator(cfg: dict) -> RRDBNet:
+BACKBONES = {"rrdbnet": RRDBNet, "swinir": SwinIR}
+PSNR_RUNS = {"rrdbnet": "psnr", "swinir": "swinir_psnr"}  # the run (models/<run>) holding each backbone's PSNR model
+
+
+def for_backbone(cfg: dict, backbone: str) -> dict:
+    """A training section for `backbone`: its `<backbone>:` block of overrides merged over the other keys."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}, expected one of {tuple(BACKBONES)}")
+    return {**{k: v for k, v in cfg.items() if k not in BACKBONES}, **cfg.get(backbone, {})}
+
+
+def new_generator(backbone: str, cfg: dict) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
-        return RRDBNet(**cfg)
+        return BACKBONES[backbone](**cfg)
 
 
-def load_generator(path: Path, cfg: dict) -> RRDBNet:
-    """A generator checkpoint (any supported layout) that must have the profile's sizes."""
+def load_generator(path: Path, backbone: str, cfg: dict) -> torch.nn.Module:
+    """A generator checkpoint (any supported layout) that must be `backbone` with the profile's sizes."""
     net = build_generator(path)
-    expected = new_generator(cfg).state_dict()
+    expected = new_generator(backbone, cfg).state_dict()
     got = net.state_dict()
-    if not isinstance(net, RRDBNet) or {k: v.shape for k, v in got.items()} != {k: v.shape for k, v in
-                                                                                 expected.items()}:
-        raise SystemExit(f"{path} is not an RRDBNet of the profile's sizes {cfg}")
+    if not isinstance(net, BACKBONES[backbone]) or {k: v.shape for k, v in got.items()} != {
+            k: v.shape for k, v in expected.items()}:
+        raise SystemExit(f"{path} is not a {BACKBONES[backbone].__name__} of the profile's sizes {cfg}")
     return net
 
 
@@ -65,19 +81,20 @@ def loop_cfg(cfg: dict, seed: int, identity: dict) -> dict:
                                    "max_bad_steps")}, "seed": seed, "config": identity}
 
 
-def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str = "psnr") -> Path:
-    """Stage 1: train RRDBNet with L1, or verify and convert `init_from`."""
+def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet") -> Path:
+    """Stage 1: train the backbone with L1, or verify and convert `init_from`. `cfg` is for_backbone's."""
+    name = PSNR_RUNS[backbone]
     out = MODELS / name / "generator.safetensors"
     if cfg["init_from"]:
-        net = load_generator(Path(cfg["init_from"]), model_cfg["generator"])
+        net = load_generator(Path(cfg["init_from"]), backbone, model_cfg[backbone])
         save_state_dict(out, net.state_dict(), {"source": str(cfg["init_from"])})
         return out
     rank, _ = distributed()
     device = default_device()
     torch.manual_seed(seed)
-    step = PSNRStep(new_generator(model_cfg["generator"]), cfg, device)
+    step = PSNRStep(new_generator(backbone, model_cfg[backbone]), cfg, device)
     data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
-    identity = {"cfg": cfg, "model": model_cfg["generator"], "seed": seed}
+    identity = {"cfg": cfg, "model": model_cfg[backbone], "seed": seed, "backbone": backbone}
     train(step, data, loop_cfg(cfg, seed, identity), CHECKPOINTS / name,
           psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
@@ -86,12 +103,13 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str = "psnr") -> P
 
 
 def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, name: str,
-            degradation_cfg: dict | None = None) -> Path:
-    """Stage 2: GAN training of a variant from the PSNR model; with `degradation_cfg`, the real-world model."""
+            degradation_cfg: dict | None = None, backbone: str = "rrdbnet") -> Path:
+    """Stage 2: GAN training of a variant from the backbone's PSNR model; with `degradation_cfg`, the real-world
+    model. `cfg` is for_backbone's."""
     rank, _ = distributed()
     device = default_device()
     torch.manual_seed(seed)
-    generator = load_generator(MODELS / "psnr" / "generator.safetensors", model_cfg["generator"])
+    generator = load_generator(MODELS / PSNR_RUNS[backbone] / "generator.safetensors", backbone, model_cfg[backbone])
     if degradation_cfg is None:
         degradation = pool = None
         data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
@@ -101,7 +119,7 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
         data = PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed)
     step = GANStep(variant, generator.train(), model_cfg, lambdas, cfg, device, degradation, pool, seed)
     identity = {"cfg": cfg, "model": model_cfg, "lambdas": step.lambdas, "seed": seed, "variant": variant,
-                "degradation": degradation_cfg}
+                "degradation": degradation_cfg, "backbone": backbone}
     train(step, data, loop_cfg(cfg, seed, identity), CHECKPOINTS / name,
           psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:

@@ -1,21 +1,24 @@
-"""Stage `pretrain_psnr`: the fidelity-oriented RRDBNet (L1), or a public PSNR checkpoint verified and converted."""
+"""Stage `pretrain_psnr@<backbone>`: the fidelity-oriented generator (L1), RRDBNet or SwinIR, or a public PSNR
+checkpoint verified and converted."""
 import sys
 
 from pipeline.params import for_profile, stage_params
+from pipeline.runs import BACKBONES, for_backbone, run_pretrain
 from pipeline.trainer import relaunch_under_torchrun
-from pipeline.runs import run_pretrain
 
 PARAMS = ("profile", "seed", "model", "pretrain_psnr")
 
 
-def main() -> int:
-    params = stage_params("pretrain_psnr", PARAMS)
+def main(backbone: str) -> int:
+    if backbone not in BACKBONES:
+        raise SystemExit(f"unknown backbone {backbone!r}; expected one of {tuple(BACKBONES)}")
+    params = stage_params(f"pretrain_psnr@{backbone}", PARAMS)
     profile = params["profile"]
-    relaunch_under_torchrun(params["pretrain_psnr"]["gpus"])
-    print("wrote", run_pretrain(for_profile(params["pretrain_psnr"], profile), for_profile(params["model"], profile),
-                                params["seed"]))
+    cfg = for_backbone(for_profile(params["pretrain_psnr"], profile), backbone)
+    relaunch_under_torchrun(cfg["gpus"])
+    print("wrote", run_pretrain(cfg, for_profile(params["model"], profile), params["seed"], backbone))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

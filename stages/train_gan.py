@@ -1,26 +1,33 @@
-"""Stage `train_gan@<variant>`: GAN training with Eq. 7 from the PSNR model (esrgan, featd, tgd or sfd)."""
+"""Stage `train_gan@<run>`: GAN training with Eq. 7 from a PSNR model. Runs: the RRDBNet variants of Fig. 8
+(`esrgan`, `featd`, `tgd`, `sfd`) and Table 1's SwinIR models (`swinir_esrgan` = SwinIR + L_GAN, `swinir_sfd` =
+SwinIR + Ours)."""
 import sys
 
 from pipeline.params import for_profile, stage_params
+from pipeline.runs import for_backbone, run_gan
 from pipeline.trainer import relaunch_under_torchrun
-from pipeline.runs import run_gan
-from pipeline.train_step import VARIANTS
 
-# The loss weights each variant's Eq. 7 uses (dvc.yaml declares the same per variant).
+# run -> (backbone, variant)
+RUNS = {"esrgan": ("rrdbnet", "esrgan"), "featd": ("rrdbnet", "featd"), "tgd": ("rrdbnet", "tgd"),
+        "sfd": ("rrdbnet", "sfd"), "swinir_esrgan": ("swinir", "esrgan"), "swinir_sfd": ("swinir", "sfd")}
+# The loss weights each variant's Eq. 7 uses (dvc.yaml declares the same per run).
 VARIANT_WEIGHTS = {"esrgan": ("lambda1", "lambda2"), "featd": ("lambda1", "lambda2", "lambda3"),
                    "tgd": ("lambda1", "lambda2", "lambda4"), "sfd": ("lambda1", "lambda2", "lambda3", "lambda4")}
-PARAMS = {variant: ("profile", "seed", "model", "train_gan", *weights) for variant, weights in VARIANT_WEIGHTS.items()}
+PARAMS = {run: ("profile", "seed", "model", "train_gan", *VARIANT_WEIGHTS[variant])
+          for run, (_, variant) in RUNS.items()}
 
 
-def main(variant: str) -> int:
-    if variant not in VARIANTS:
-        raise SystemExit(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    params = stage_params(f"train_gan@{variant}", PARAMS[variant])
+def main(run: str) -> int:
+    if run not in RUNS:
+        raise SystemExit(f"unknown run {run!r}; expected one of {tuple(RUNS)}")
+    backbone, variant = RUNS[run]
+    params = stage_params(f"train_gan@{run}", PARAMS[run])
     profile = params["profile"]
-    relaunch_under_torchrun(params["train_gan"]["gpus"])
+    cfg = for_backbone(for_profile(params["train_gan"], profile), backbone)
+    relaunch_under_torchrun(cfg["gpus"])
     lambdas = {k: params.get(k, 0.0) for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
-    out = run_gan(variant, for_profile(params["train_gan"], profile), for_profile(params["model"], profile), lambdas,
-                  params["seed"], name=variant)
+    out = run_gan(variant, cfg, for_profile(params["model"], profile), lambdas, params["seed"], name=run,
+                  backbone=backbone)
     print("wrote", out)
     return 0
 

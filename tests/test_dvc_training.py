@@ -11,11 +11,11 @@ SHORT = {"iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 2}
 
 
 def shorten(params: dict) -> dict:
+    """Every training run of the quick profile (the SwinIR blocks included) cut to 4 iterations."""
     for stage in ("pretrain_psnr", "train_gan", "train_real"):
-        params[stage]["quick"].update(SHORT)
-    params["pretrain_psnr"]["quick"]["milestones"] = [3]
-    params["train_gan"]["quick"]["milestones"] = [3]
-    params["train_real"]["quick"]["milestones"] = [3]
+        quick = params[stage]["quick"]
+        for block in (quick, quick.get("swinir", {})):
+            block.update(SHORT, milestones=[3])
     return params
 
 
@@ -23,7 +23,7 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     path = project_copy / "params.yaml"
     path.write_text(yaml.safe_dump(shorten(yaml.safe_load(path.read_text())), sort_keys=False))
     run(["dvc", "repro"], project_copy)
-    for name in ("psnr", "esrgan", "featd", "tgd", "sfd", "real"):
+    for name in ("psnr", "esrgan", "featd", "tgd", "sfd", "swinir_psnr", "swinir_esrgan", "swinir_sfd", "real"):
         state, _ = load_state_dict(project_copy / "models" / name / "generator.safetensors")
         assert "conv_first.weight" in state
     iqa = load_sfd_iqa(project_copy / "models" / "real" / "sfd_iqa.safetensors")
@@ -37,5 +37,6 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     run(["git", "commit", "-qm", "quick run"], project_copy)
     out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert {"train_gan@tgd", "train_gan@sfd", "train_real"} <= ran
-    assert not ran & {"download", "synthesize", "pretrain_psnr", "train_gan@esrgan", "train_gan@featd"}, ran
+    assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real"} <= ran
+    assert not ran & {"download", "synthesize", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan",
+                      "train_gan@featd", "train_gan@swinir_esrgan"}, ran

@@ -29,7 +29,7 @@ from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.sfd_iqa import SFDIQA
 from pipeline.train_step import SWITCHES, GANStep, PSNRStep, unwrap
 
-MODEL = {"generator": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": TINY_ARCH, "weights": "none"},
+MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": TINY_ARCH, "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
 LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
@@ -53,7 +53,7 @@ class FastPSNRStep(PSNRStep):
 
 def build(variant: str, fast: bool, **cfg):
     torch.manual_seed(0)
-    generator, cfg = RRDBNet(**MODEL["generator"]), {**CFG, **cfg}
+    generator, cfg = RRDBNet(**MODEL["rrdbnet"]), {**CFG, **cfg}
     if variant == "psnr":
         return (FastPSNRStep if fast else PSNRStep)(generator, cfg, torch.device("cpu"))
     return (FastGANStep if fast else GANStep)(variant, generator, MODEL, LAMBDAS, cfg, torch.device("cpu"))

@@ -116,3 +116,22 @@ def test_load_registry_reports_entry_name(tmp_path):
     path.write_text(yaml.safe_dump({"good": VALID, "broken": bad}))
     with pytest.raises(ValueError, match="registry entry 'broken': field 'files\\[0\\].urls'"):
         load_registry(path)
+
+
+def test_every_weights_file_the_paper_profile_reads_is_downloaded_by_it(registry):
+    params = yaml.safe_load((REGISTRY.parents[1] / "params.yaml").read_text())
+    fetched = {registry[name]["target"] for name in params["download"]["paper"]["entries"]}
+
+    def paths(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from paths(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from paths(v)
+        elif isinstance(node, str) and node.startswith("data/weights/"):
+            yield node
+
+    read = set(paths({k: v for k, v in params.items() if k != "download"}))
+    assert "data/weights/generators/001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth" in read
+    assert {p for p in read if not any(p == t or p.startswith(t.rstrip("/") + "/") for t in fetched)} == set()

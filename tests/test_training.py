@@ -15,7 +15,7 @@ from pipeline.fileio import write_image
 from pipeline.train_step import GANStep, PSNRStep, unwrap
 from pipeline.trainer import SeededBatches, train
 
-MODEL = {"generator": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": "clip_tiny", "weights": "none"},
+MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": "clip_tiny", "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
 LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
@@ -37,7 +37,7 @@ def train_set(tmp_path_factory) -> Path:
 
 def sfd_step(variant: str = "sfd") -> GANStep:
     torch.manual_seed(0)
-    return GANStep(variant, RRDBNet(**MODEL["generator"]), MODEL, LAMBDAS, CFG, torch.device("cpu"))
+    return GANStep(variant, RRDBNet(**MODEL["rrdbnet"]), MODEL, LAMBDAS, CFG, torch.device("cpu"))
 
 
 def weights(step) -> dict[str, torch.Tensor]:
@@ -91,9 +91,9 @@ def test_resume_equals_uninterrupted(tmp_path, train_set):
 def test_changed_params_start_afresh(tmp_path, train_set):
     data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
     with pytest.raises(Interrupt):
-        train(StopAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), 4), data, CFG, tmp_path)
+        train(StopAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), 4), data, CFG, tmp_path)
     other = {**CFG, "config": {"test": 2}}
-    step = StopAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), 2)
+    step = StopAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), 2)
     with pytest.raises(Interrupt):  # iteration 2 is reached again: the old checkpoint was not resumed
         train(step, data, other, tmp_path)
 
@@ -124,7 +124,7 @@ def test_nan_step_is_skipped_and_weights_stay_finite(tmp_path, train_set):
 def test_many_nan_steps_stop_with_a_clear_error(tmp_path, train_set):
     data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
     with pytest.raises(FloatingPointError, match=r"up to iteration 5.*last checkpoint .*iteration 4"):
-        train(NaNAt(PSNRStep(RRDBNet(**MODEL["generator"]), CFG, torch.device("cpu")), {3, 4, 5}), data, CFG,
+        train(NaNAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), {3, 4, 5}), data, CFG,
               tmp_path)
 
 

@@ -31,7 +31,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                                 "not the paper's")),
     ("model.clip.arch", "", "quick profile: a tiny CLIP of the same classes so training fits a 2-core CPU"),
     ("model.vgg19.weights", "", "quick profile: random VGG19 for the perceptual loss"),
-    ("model.generator", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
+    ("model.rrdbnet", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
+    ("model.swinir", "", "quick profile: a tiny SwinIR; paper profile: SwinIR-M (the public x4 checkpoint's sizes)"),
     ("model.image_d.num_feat", "", "width of the ESRGAN baseline's VGG-style image discriminator (Fig. 8)"),
     ("train_gan.image_gan_weight", "", "the ESRGAN baseline's adversarial weight (BasicSR's ESRGAN: 0.005)"),
     ("train_gan.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
@@ -41,6 +42,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("train_gan.milestones", "", "lr halving steps; not in the paper (BasicSR's ESRGAN schedule)"),
     ("pretrain_psnr.init_from", "", ("the fidelity-oriented start: BasicSR's public PSNR RRDB instead of "
                                      "training stage 1 ourselves")),
+    ("pretrain_psnr.swinir.init_from", "", ("SwinIR's fidelity-oriented start: the public SwinIR-M x4; the paper "
+                                            "does not say how its SwinIR GAN models were initialised")),
     ("train_real.degrade_size", "", "HR crop the real-world degradation runs on (Real-ESRGAN: 400)"),
     ("degradation.pool_size", "", "training-pair queue that mixes degradations across batches (Real-ESRGAN: 180)"),
     ("synthesize.real_sets", "", ("RealD2K is DIV2K valid degraded by the training pipeline with our seed; the "

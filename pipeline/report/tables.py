@@ -32,10 +32,12 @@ CAPTIONS = {
     "table5": "Table 5. Deraining (Rain100L) and deblurring (GoPro) with NAFNet.",
 }
 # Our run or method -> the paper's column (Tables 1, 2) or row (Table 3) it reproduces.
-SR_COUNTERPARTS = {"table1": {"sfd": "RRDB+Ours", "esrgan": "ESRGAN"}, "table2": {"real": "SFD"}}
+SR_COUNTERPARTS = {"table1": {"sfd": "RRDB+Ours", "esrgan": "ESRGAN", "swinir_esrgan": "SwinIR+L_GAN",
+                               "swinir_sfd": "SwinIR+Ours"}, "table2": {"real": "SFD"}}
 IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-NIQE", "clipiqa": "CLIPQA"}
 OUR_LABELS = {"bicubic": "Bicubic", "psnr": "RRDB PSNR (L1)", "esrgan": "ESRGAN baseline", "featd": "w/ Feat-D",
-              "tgd": "w/ TG-D", "sfd": "SFD (Feat-D + TG-D)", "real": "SFD real-world",
+              "tgd": "w/ TG-D", "sfd": "SFD (Feat-D + TG-D)", "swinir_psnr": "SwinIR PSNR (L1)",
+              "swinir_esrgan": "SwinIR + image GAN", "swinir_sfd": "SwinIR + SFD", "real": "SFD real-world",
               "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
               "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
 # Table 4's variants as the eval stage names them (with or without the `sfd_iqa_` prefix) -> the paper's column.

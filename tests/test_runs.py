@@ -1,0 +1,95 @@
+"""pipeline.runs: per-backbone settings, `init_from` verified and converted, and SwinIR trained end to end."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import runs
+from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
+from pipeline.archs.swinir import SwinIR
+from pipeline.checkpoint import load_state_dict
+from pipeline.fileio import write_image
+from pipeline.sfd_iqa import load_sfd_iqa
+from pipeline.sr import build_generator
+from pipeline.train_step import PSNRStep
+
+RRDB = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+SWIN = {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4, "mlp_ratio": 2.0,
+        "num_feat": 8}
+MODEL = {"rrdbnet": RRDB, "swinir": SWIN, "clip": {"arch": "clip_tiny", "weights": "none"},
+         "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
+         "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+CFG = {"lr": 1.0e-3, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
+       "iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 1, "max_bad_steps": 3, "image_gan_weight": 0.005,
+       "train_set": "train", "val_set": "val", "init_from": None, "swinir": {"iters": 3, "lr": 2.0e-4}}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_for_backbone_merges_the_backbone_block():
+    assert runs.for_backbone(CFG, "swinir") == {**{k: v for k, v in CFG.items() if k != "swinir"},
+                                                "iters": 3, "lr": 2.0e-4}
+    assert runs.for_backbone(CFG, "rrdbnet") == {k: v for k, v in CFG.items() if k != "swinir"}
+    with pytest.raises(ValueError, match="edsr"):
+        runs.for_backbone(CFG, "edsr")
+
+
+def test_init_from_is_verified_and_converted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    rrdb, swin = RRDBNet(**RRDB), SwinIR(**SWIN)
+    torch.save({"params_ema": basicsr_to_esrgan(rrdb.state_dict())}, "rrdb.pth")  # ESRGAN key names
+    torch.save({"params": swin.state_dict()}, "swinir.pth")
+
+    out = runs.run_pretrain({"init_from": "rrdb.pth"}, MODEL, seed=0)
+    assert out == Path("models/psnr/generator.safetensors")
+    assert same_weights(load_state_dict(out)[0], rrdb.state_dict())  # stored with BasicSR key names
+    out = runs.run_pretrain({"init_from": "swinir.pth"}, MODEL, seed=0, backbone="swinir")
+    assert out == Path("models/swinir_psnr/generator.safetensors")
+    assert same_weights(load_state_dict(out)[0], swin.state_dict())
+
+    with pytest.raises(SystemExit, match="not a SwinIR"):
+        runs.run_pretrain({"init_from": "rrdb.pth"}, MODEL, seed=0, backbone="swinir")
+    with pytest.raises(SystemExit, match="profile's sizes"):
+        runs.run_pretrain({"init_from": "rrdb.pth"}, {**MODEL, "rrdbnet": {**RRDB, "num_feat": 16}}, seed=0)
+
+
+def test_swinir_learns_under_the_psnr_step():
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32).mul(4).round().div(4)  # flat 8 x 8 blocks after x4 nearest upscaling
+    batch = {"lr": hr[..., ::4, ::4], "hr": hr[..., ::4, ::4].repeat_interleave(4, -1).repeat_interleave(4, -2)}
+    step = PSNRStep(SwinIR(**SWIN), {**CFG, "milestones": [1000]}, torch.device("cpu"))
+    losses = [step.step(batch, i)["l1"] for i in range(1, 61)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.fixture
+def sets(tmp_path, monkeypatch):
+    """data/sets/train (sub-images) and data/sets/val (whole images) under a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    for name, sub in (("train", "_sub"), ("val", "")):
+        for i in range(3):
+            hr = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            write_image(Path(f"data/sets/{name}/HR{sub}/{i}.png"), hr)
+            write_image(Path(f"data/sets/{name}/LR_x4{sub}/{i}.png"), hr[::4, ::4].copy())
+    return tmp_path
+
+
+def test_swinir_pretrain_then_sfd_gan_training(sets):
+    cfg = runs.for_backbone(CFG, "swinir")
+    psnr = runs.run_pretrain(cfg, MODEL, seed=0, backbone="swinir")
+    net = build_generator(psnr)
+    assert isinstance(net, SwinIR)
+    torch.manual_seed(0)
+    assert not same_weights(net.state_dict(), runs.new_generator("swinir", SWIN).state_dict())  # it trained
+
+    out = runs.run_gan("sfd", cfg, MODEL, LAMBDAS, seed=0, name="swinir_sfd", backbone="swinir")
+    gan = build_generator(out / "generator.safetensors")
+    assert isinstance(gan, SwinIR) and not same_weights(gan.state_dict(), net.state_dict())
+    assert load_sfd_iqa(out / "sfd_iqa.safetensors").featd is not None
+    assert (sets / "checkpoints" / "swinir_sfd" / "last.pt").exists()
