@@ -108,6 +108,13 @@ class Step:
                 "optims": {k: v.state_dict() for k, v in self.optims.items()},
                 "scheds": {k: v.state_dict() for k, v in self.scheds.items()}}
 
+    def local_state_dict(self) -> dict:
+        """State that differs between DDP ranks; the trainer saves every rank's."""
+        return {}
+
+    def load_local_state_dict(self, state: dict) -> None:
+        pass
+
     def load_state_dict(self, state: dict) -> None:
         for k, v in state["nets"].items():
             unwrap(self.nets[k]).load_state_dict(v)
@@ -257,13 +264,10 @@ class GANStep(Step):
             loss = loss + d_tg
         return loss
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        if self.pool is not None:
-            state["pool"] = self.pool.state_dict()
-        return state
+    def local_state_dict(self) -> dict:
+        """The real-world pair pool: each rank's holds pairs of its own share of the batches."""
+        return {"pool": self.pool.state_dict()} if self.pool is not None else {}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def load_local_state_dict(self, state: dict) -> None:
         if self.pool is not None:
             self.pool.load_state_dict(state["pool"])

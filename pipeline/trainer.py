@@ -3,7 +3,8 @@
 What a step does lives in `pipeline.train_step`; this module only feeds it batches and keeps the run safe:
 - batches are a pure function of (seed, epoch, index), so a resumed run sees exactly the batches an uninterrupted
   one would, with any number of DataLoader workers;
-- a checkpoint (networks, optimisers, schedulers, iteration, RNG states) is written atomically every
+- a checkpoint (networks, optimisers, schedulers, iteration, RNG states, and each DDP rank's own state such as
+  its real-world pair pool) is written atomically every
   `ckpt_every` iterations and at the end; a run finds its unfinished checkpoint and resumes from it when the
   stage runs again, and starts afresh when the params it was trained with have changed;
 - a step whose loss is NaN or infinite is skipped and logged; `max_bad_steps` in a row stop the run with an error
@@ -107,13 +108,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_resumable(path: Path, config_hash: str, iters: int) -> dict | None:
-    """The checkpoint at `path` if it belongs to this configuration and is unfinished, else None."""
+def load_resumable(path: Path, config_hash: str, iters: int, world: int = 1) -> dict | None:
+    """The checkpoint at `path` if it belongs to this configuration and is unfinished, else None. One written by
+    another number of processes is an error: their per-rank state (the pair pools) cannot be split or merged."""
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("config") != config_hash or state["iteration"] >= iters:
         return None
+    if len(state["ranks"]) != world:
+        raise RuntimeError(f"{path} was written by {len(state['ranks'])} process(es) and this run has {world}: "
+                           "resume with the same number of GPUs, or delete it to start afresh")
     return state
 
 
@@ -126,10 +131,11 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
     rank, world = distributed()
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, config_hash = run_dir / "last.pt", fingerprint(cfg["config"])
-    state = load_resumable(ckpt_path, config_hash, cfg["iters"])
+    state = load_resumable(ckpt_path, config_hash, cfg["iters"], world)
     start = 0
     if state is not None:
         step.load_state_dict(state["step"])
+        step.load_local_state_dict(state["ranks"][rank])
         set_rng_state(state["rng"])
         start = state["iteration"]
     else:
@@ -149,9 +155,14 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
                         pin_memory=torch.cuda.is_available(), persistent_workers=cfg["workers"] > 0)
 
     def checkpoint(iteration: int) -> None:
+        ranks = [step.local_state_dict()]
+        if world > 1:  # every rank's own state, in the one file rank 0 writes atomically
+            gathered = [None] * world if rank == 0 else None
+            dist.gather_object(ranks[0], gathered, dst=0)
+            ranks = gathered
         if rank == 0:
             save_checkpoint(ckpt_path, {"iteration": iteration, "config": config_hash, "step": step.state_dict(),
-                                        "rng": rng_state()})
+                                        "ranks": ranks, "rng": rng_state()})
 
     bad_in_a_row, skipped, last_saved = 0, 0, start
     bar = tqdm(total=cfg["iters"], initial=start, desc=run_dir.name, unit="it", disable=rank != 0, smoothing=0.1)

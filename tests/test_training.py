@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+import yaml
+
 from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.data.datasets import PairedPatches
+from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import write_image
 from pipeline.train_step import GANStep, PSNRStep, unwrap
 from pipeline.trainer import SeededBatches, train
@@ -22,6 +25,9 @@ LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
 CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
        "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0,
        "image_gan_weight": 0.005, "config": {"test": 1}}
+# The real-world step: degradation of 96 px crops, 64 px patches, a pool of one global batch.
+REAL_CFG = {**CFG, "batch": 4, "patch": 64, "degrade_size": 96}
+DEGRADATION = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["degradation"]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +41,27 @@ def train_set(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def real_set(tmp_path_factory) -> Path:
+    """HR sub-images large enough for the degradation (its LR is made on the fly)."""
+    root = tmp_path_factory.mktemp("real")
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        write_image(root / "HR_sub" / f"{i}.png", rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+    return root
+
+
 def sfd_step(variant: str = "sfd") -> GANStep:
     torch.manual_seed(0)
     return GANStep(variant, RRDBNet(**MODEL["rrdbnet"]), MODEL, LAMBDAS, CFG, torch.device("cpu"))
+
+
+def real_step() -> GANStep:
+    """train_real's step; under DDP each rank keeps a pool of its half of the batch."""
+    torch.manual_seed(0)
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return GANStep("sfd", RRDBNet(**MODEL["rrdbnet"]), MODEL, LAMBDAS, REAL_CFG, torch.device("cpu"),
+                   RealESRGANDegradation(DEGRADATION), PairPool(REAL_CFG["batch"] // world))
 
 
 def weights(step) -> dict[str, torch.Tensor]:
@@ -134,15 +158,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_ddp_ranks_end_identical(tmp_path, train_set):
+def torchrun(*args) -> None:
+    """tests/ddp_worker.py under torchrun with 2 gloo processes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_worker.py")), str(train_set), str(tmp_path)]
+           "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_worker.py")), *map(str, args)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+def test_two_process_ddp_ranks_end_identical(tmp_path, train_set):
+    torchrun(train_set, tmp_path, "run", "sfd")
+    ranks = [torch.load(tmp_path / f"run.rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 10
     for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key
     start = weights(sfd_step())
     assert not torch.equal(ranks[0]["g.conv_first.weight"], start["g.conv_first.weight"])
+
+
+def test_two_process_ddp_resume_keeps_each_ranks_pair_pool(tmp_path, real_set):
+    """Killed at iteration 4 (checkpoint of 2), resumed: the same weights as an uninterrupted 2-process run, which
+    needs each rank's own pool back (the ranks degrade different images)."""
+    torchrun(real_set, tmp_path, "straight", "real")
+    torchrun(real_set, tmp_path, "resumed", "real", 4)
+    state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert state["iteration"] == 2 and len(state["ranks"]) == 2
+    pools = [r["pool"] for r in state["ranks"]]
+    assert pools[0]["filled"] == pools[1]["filled"] == 2 and not torch.equal(pools[0]["hr"], pools[1]["hr"])
+    torchrun(real_set, tmp_path, "resumed", "real")
+    straight, resumed = (torch.load(tmp_path / f"{run}.rank0.pt", weights_only=True) for run in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_checkpoint_of_another_process_count_is_refused(tmp_path, train_set):
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    with pytest.raises(Interrupt):
+        train(StopAt(sfd_step(), 4), data, CFG, tmp_path)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    torch.save({**state, "ranks": state["ranks"] * 2}, tmp_path / "last.pt")
+    with pytest.raises(RuntimeError, match="written by 2 process"):
+        train(sfd_step(), data, CFG, tmp_path)

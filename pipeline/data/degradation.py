@@ -323,7 +323,7 @@ class PairPool:
 
     def state_dict(self) -> dict:
         """The pool's contents, so a resumed run mixes batches exactly as an uninterrupted one."""
-        return {"filled": self.filled, **({"lr": self.lr, "hr": self.hr} if self.lr is not None else {})}
+        return {"filled": self.filled, **({"lr": self.lr.cpu(), "hr": self.hr.cpu()} if self.lr is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.filled = state["filled"]
