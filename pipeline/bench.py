@@ -298,8 +298,8 @@ def run(args: argparse.Namespace, save=lambda results: None) -> dict:
     warmup = args.warmup if args.warmup is not None else (1 if args.small else 5)
     iqa_size = tuple(args.iqa_size or ((192, 256) if args.small else (384, 512)))
     data_repeats = args.data_repeats or (1 if args.small else 3)
-    results = {"mode": "small" if args.small else "paper", "fp32_eager": args.fp32_eager, "env": env, "bf16_peak_tflops": peak,
-               "config": config, "train_step": {}}
+    results = {"mode": "small" if args.small else "paper", "fp32_eager": args.fp32_eager, "env": env,
+               "bf16_peak_tflops": peak, "config": config, "train_step": {}}
     for kind in args.steps:
         results["train_step"][kind] = bench_step(kind, config, device, warmup, iters, peak)
         torch.compiler.reset()  # each step's networks are new objects: keep their graphs from filling dynamo's cache

@@ -31,16 +31,17 @@ from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.losses import loss_d_fea, loss_d_tg, loss_g_fea, loss_total, prompt_pair_score
 from pipeline.trainer import all_finite
 
-VARIANTS = ("esrgan", "featd", "tgd", "sfd")
+# The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
+ADVERSARIAL_WEIGHTS = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}
+VARIANTS = tuple(ADVERSARIAL_WEIGHTS)
 
 
 def variant_lambdas(variant: str, lambdas: dict) -> dict:
     """Eq. 7's weights for a variant: the adversarial terms it does not have are 0 (and so never computed)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}, expected one of {VARIANTS}")
-    uses = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}[variant]
-    return {k: lambdas[k] if k in ("lambda1", "lambda2") or k in uses else 0.0 for k in
-            ("lambda1", "lambda2", "lambda3", "lambda4")}
+    uses = ("lambda1", "lambda2", *ADVERSARIAL_WEIGHTS[variant])
+    return {k: lambdas[k] if k in uses else 0.0 for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -5,15 +5,14 @@ import sys
 
 from pipeline.params import for_profile, stage_params
 from pipeline.runs import for_backbone, run_gan
+from pipeline.train_step import ADVERSARIAL_WEIGHTS
 from pipeline.trainer import relaunch_under_torchrun
 
 # run -> (backbone, variant)
 RUNS = {"esrgan": ("rrdbnet", "esrgan"), "featd": ("rrdbnet", "featd"), "tgd": ("rrdbnet", "tgd"),
         "sfd": ("rrdbnet", "sfd"), "swinir_esrgan": ("swinir", "esrgan"), "swinir_sfd": ("swinir", "sfd")}
-# The loss weights each variant's Eq. 7 uses (dvc.yaml declares the same per run).
-VARIANT_WEIGHTS = {"esrgan": ("lambda1", "lambda2"), "featd": ("lambda1", "lambda2", "lambda3"),
-                   "tgd": ("lambda1", "lambda2", "lambda4"), "sfd": ("lambda1", "lambda2", "lambda3", "lambda4")}
-PARAMS = {run: ("profile", "seed", "model", "train_gan", *VARIANT_WEIGHTS[variant])
+# The loss weights each run's Eq. 7 uses (dvc.yaml declares the same per run).
+PARAMS = {run: ("profile", "seed", "model", "train_gan", "lambda1", "lambda2", *ADVERSARIAL_WEIGHTS[variant])
           for run, (_, variant) in RUNS.items()}
 
 
