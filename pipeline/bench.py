@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 import yaml
 from torch import nn
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.archs.clip_encoder import CLIPEncoder
@@ -41,8 +43,11 @@ from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import write_json
 from pipeline.params import for_profile
 from pipeline.sfd_iqa import SFDIQA
-from pipeline.train_step import SWITCHES, GANStep
+from pipeline.train_step import PHASES, SWITCHES, GANStep
 
+# SFD-IQA timings: (bf16 autocast, channels_last) for the scorer and the CLIP tower it is compared with
+IQA_MODES = {"fp32": (False, False), "channels_last": (False, True), "bf16": (True, False),
+             "bf16_channels_last": (True, True)}
 STEPS = ("esrgan", "sfd", "real")  # real: train_real's sfd step, LR made on the device by the degradation
 TARGETS = {"sfd_images_per_s": 170.0, "sfd_over_esrgan_step_time": 1.3, "iqa_over_clip_throughput": 0.8,
            "peak_memory_gib": 12.0}  # issue 6, for one H100/H200 at batch 16, HR patch 256
@@ -74,6 +79,42 @@ def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
     seconds = (time.perf_counter() - start) / iters
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {"seconds_per_iter": seconds, "peak_memory_gib": peak}
+
+
+def profile(fn, first: int, iters: int, device: torch.device, top: int = 25) -> dict:
+    """Where the time of `iters` calls of `fn(i)` goes (per call, ms): the GPU's busy time against the wall clock,
+    the step's named phases (train_step's profiler ranges), and the `top` costliest kernels and ops (with their
+    input shapes, which tell the networks apart). On a CPU the times are CPU times and there is no busy fraction."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    synchronize(device)
+    with torch.profiler.profile(activities=activities, record_shapes=True) as prof:
+        start = time.perf_counter()
+        for i in range(first, first + iters):
+            fn(i)
+        synchronize(device)
+        wall = (time.perf_counter() - start) / iters
+    self_time, total_time = ("self_device_time_total", "device_time_total") if cuda else \
+        ("self_cpu_time_total", "cpu_time_total")
+
+    def ms(event, attr: str) -> float:
+        return getattr(event, attr) / 1e3 / iters
+
+    events = prof.key_averages()
+    kernels = sorted((e for e in events if e.device_type == DeviceType.CUDA), key=lambda e: -e.self_device_time_total)
+    busy = sum(ms(e, "self_device_time_total") for e in kernels) if cuda else None
+    ops = sorted((e for e in prof.key_averages(group_by_input_shape=True)
+                  if e.device_type == DeviceType.CPU and e.key.startswith("aten::") and getattr(e, self_time) > 0),
+                 key=lambda e: -getattr(e, self_time))
+    return {
+        "iters": iters, "wall_ms": wall * 1e3, "gpu_busy_ms": busy,
+        "gpu_busy_fraction": busy / (wall * 1e3) if cuda else None,
+        "phases_ms": {name: ms(e, total_time) for e in events if (name := e.key) in PHASES},
+        "top_kernels": [{"name": e.key[:160], "calls": e.count / iters, "ms": ms(e, "self_device_time_total")}
+                        for e in kernels[:top]],
+        "top_ops": [{"op": e.key, "input_shapes": str(e.input_shapes)[:200], "calls": e.count / iters,
+                     "ms": ms(e, self_time)} for e in ops[:top]],
+    }
 
 
 def count_flops(fn) -> int:
@@ -144,7 +185,8 @@ def random_batches(kind: str, cfg: dict, scale: int, device: torch.device, count
              for k, s in shapes.items()} for _ in range(count)]
 
 
-def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters: int, peak: float | None) -> dict:
+def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters: int, peak: float | None,
+               profile_iters: int = 0) -> dict:
     step = build_step(kind, config, device)
     cfg = config["train_real" if kind == "real" else "train_gan"]
     batches = random_batches(kind, cfg, config["model"]["scale"], device)
@@ -158,9 +200,12 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
 
     timing = timed(one, warmup, iters, device)
     flops = count_flops(lambda: one(warmup + iters))
-    return {**throughput(timing, cfg["batch"], flops, peak), "batch": cfg["batch"], "patch": cfg["patch"],
-            "warmup": warmup, "iters": iters, "skipped_steps": len(skipped), "switches": dict(step.switches),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    out = {**throughput(timing, cfg["batch"], flops, peak), "batch": cfg["batch"], "patch": cfg["patch"],
+           "warmup": warmup, "iters": iters, "skipped_steps": len(skipped), "switches": dict(step.switches),
+           "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    if profile_iters:
+        out["profile"] = profile(one, warmup + iters + 1, profile_iters, device)
+    return out
 
 
 def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None) -> dict:
@@ -170,22 +215,31 @@ def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak
 
 
 def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, int], warmup: int, iters: int,
-              peak: float | None) -> dict:
-    """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images."""
+              peak: float | None, modes=("fp32",)) -> dict:
+    """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images, in each
+    of `modes` (IQA_MODES: precision and memory format, the same for both); the targets judge the first."""
     torch.manual_seed(0)
     model = config["model"]
     encoder = CLIPEncoder(**model["clip"])
     iqa = SFDIQA(encoder, FeatD(encoder.mid_channels, model["featd"]["widths"]),
                  LearnablePromptPairs(encoder, model["lpp"]["n_ctx"]),
                  prompt_logit_scale=model["prompt_logit_scale"]).to(device)
-    out = {"size": list(size)}
-    for n in dict.fromkeys((batch, 1)):
-        x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-        results = {name: bench_forward(net, x, warmup, iters, peak)
-                   for name, net in (("sfd_iqa", iqa), ("clip_image_tower", encoder))}
-        results["iqa_over_clip_throughput"] = (results["sfd_iqa"]["images_per_s"]
-                                               / results["clip_image_tower"]["images_per_s"])
-        out[f"batch_{n}"] = results
+    out = {"size": list(size), "target_mode": modes[0], "modes": {}}
+    for mode in modes:
+        bf16, channels_last = IQA_MODES[mode]
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        iqa.to(memory_format=memory_format)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        out["modes"][mode] = by_batch = {}
+        for n in dict.fromkeys((batch, 1)):
+            x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+            x = x.contiguous(memory_format=memory_format)
+            with autocast:
+                results = {name: bench_forward(net, x, warmup, iters, peak)
+                           for name, net in (("sfd_iqa", iqa), ("clip_image_tower", encoder))}
+            results["iqa_over_clip_throughput"] = (results["sfd_iqa"]["images_per_s"]
+                                                   / results["clip_image_tower"]["images_per_s"])
+            by_batch[f"batch_{n}"] = results
     return out
 
 
@@ -277,7 +331,8 @@ def check_targets(results: dict) -> dict:
     measured = {
         "sfd_images_per_s": steps.get("sfd", {}).get("images_per_s"),
         "sfd_over_esrgan_step_time": results.get("sfd_over_esrgan_step_time"),
-        "iqa_over_clip_throughput": iqa.get(f"batch_{iqa.get('batch')}", {}).get("iqa_over_clip_throughput"),
+        "iqa_over_clip_throughput": iqa.get("modes", {}).get(iqa.get("target_mode"), {}).get(
+            f"batch_{iqa.get('batch')}", {}).get("iqa_over_clip_throughput"),
         "peak_memory_gib": steps.get("sfd", {}).get("peak_memory_gib"),
     }
     judged = results["mode"] == "paper" and results["env"]["device_type"] == "cuda" and not results["fp32_eager"]
@@ -301,7 +356,7 @@ def run(args: argparse.Namespace, save=lambda results: None) -> dict:
     results = {"mode": "small" if args.small else "paper", "fp32_eager": args.fp32_eager, "env": env,
                "bf16_peak_tflops": peak, "config": config, "train_step": {}}
     for kind in args.steps:
-        results["train_step"][kind] = bench_step(kind, config, device, warmup, iters, peak)
+        results["train_step"][kind] = bench_step(kind, config, device, warmup, iters, peak, args.profile)
         torch.compiler.reset()  # each step's networks are new objects: keep their graphs from filling dynamo's cache
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -312,7 +367,7 @@ def run(args: argparse.Namespace, save=lambda results: None) -> dict:
     if args.iqa:
         iqa_batch = args.iqa_batch or (2 if args.small else 16)
         results["sfd_iqa"] = {"batch": iqa_batch, **bench_iqa(config, device, iqa_batch, iqa_size, warmup, iters,
-                                                              peak)}
+                                                              peak, args.iqa_modes)}
         save(results)
     if args.data:
         rates = {k: steps[k]["images_per_s"] for k in ("sfd", "real") if k in steps}
@@ -328,11 +383,15 @@ def summary(results: dict) -> str:
         memory = f", peak {r['peak_memory_gib']:.2f} GiB" if r["peak_memory_gib"] is not None else ""
         lines.append(f"step {kind:7s} {r['images_per_s']:9.2f} img/s  {r['seconds_per_iter']:.4f} s/step  "
                      f"{r['flops_per_iter'] / 1e9:.1f} GFLOP/step{memory}")
+        prof = r.get("profile")
+        if prof:
+            busy = f", GPU busy {prof['gpu_busy_fraction']:.0%}" if prof["gpu_busy_fraction"] is not None else ""
+            lines.append(f"  profile: {prof['wall_ms']:.1f} ms/step{busy}; " + ", ".join(
+                f"{k} {v:.1f}" for k, v in prof["phases_ms"].items()) + " ms")
     iqa = results.get("sfd_iqa")
     if iqa:
-        for key in (k for k in iqa if k.startswith("batch_")):
-            r = iqa[key]
-            lines.append(f"sfd-iqa {key}: {r['sfd_iqa']['images_per_s']:.2f} img/s, CLIP image tower "
+        for mode, key, r in ((m, k, r) for m, by_batch in iqa["modes"].items() for k, r in by_batch.items()):
+            lines.append(f"sfd-iqa {mode} {key}: {r['sfd_iqa']['images_per_s']:.2f} img/s, CLIP image tower "
                          f"{r['clip_image_tower']['images_per_s']:.2f} img/s "
                          f"(ratio {r['iqa_over_clip_throughput']:.2f})")
     data = results.get("data")
@@ -358,10 +417,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="every speed switch off (bf16, channels_last, compile, fused Adam): the baseline")
     p.add_argument("--iqa", action=argparse.BooleanOptionalAction, default=True, help="time SFD-IQA")
     p.add_argument("--iqa-batch", type=int, help="SFD-IQA batch (default 16, small 2)")
+    p.add_argument("--iqa-modes", nargs="+", choices=IQA_MODES, default=["fp32"],
+                   help="precision/memory format of the SFD-IQA timing (targets judge the first; default fp32)")
     p.add_argument("--iqa-size", type=int, nargs=2, metavar=("H", "W"), help="default 384 512, small 192 256")
     p.add_argument("--data", action=argparse.BooleanOptionalAction, default=True, help="time the data side")
     p.add_argument("--data-batch", type=int, default=16, help="batch of the degradation timing")
     p.add_argument("--data-repeats", type=int, help="degradation batches timed (default 3, small 1)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also profile N steps of each kind: GPU busy time, phases, costliest kernels and ops")
     p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, if not in the table")
     return p.parse_args(argv)
 

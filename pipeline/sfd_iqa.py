@@ -25,6 +25,7 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from pipeline.archs.clip_encoder import CLIPEncoder
 from pipeline.archs.featd import FeatD
@@ -119,8 +120,9 @@ class SFDIQA(nn.Module):
         if need_lp:
             out["s_lp"] = prompt_pair_score(feats.out, *self._lpp_features(), self.prompt_logit_scale)
         if need_map:
-            out["map_mean"] = (torch.sigmoid(self.featd(feats.m1, feats.m2, feats.m3)).mean(dim=(1, 2, 3))
-                               if whole else self._tiled_map_mean(x))
+            with parametrize.cached():  # Feat-D's spectral-normalised weights, computed once per call, not per tile
+                out["map_mean"] = (torch.sigmoid(self.featd(feats.m1, feats.m2, feats.m3)).mean(dim=(1, 2, 3))
+                                   if whole else self._tiled_map_mean(x))
         return out
 
     def scores(self, img: torch.Tensor, variants=VARIANTS) -> dict[str, torch.Tensor]:

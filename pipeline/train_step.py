@@ -12,7 +12,9 @@ Speed switches (params of the training sections, each on by default, applied on 
 image tower, Feat-D, the LPP's text pass, the image discriminator), `fused_adam` (Adam's fused kernel) and
 `cudnn_benchmark`. On the CPU they cost more than they give (bf16 is emulated on most CPUs, compiling the networks
 takes minutes), so a CPU run is plain fp32 eager. `python -m pipeline.bench` times the steps;
-tests/test_fast_path.py checks that the switches keep the numbers.
+tests/test_fast_path.py checks that the switches keep the numbers. The phases of a GAN step are named profiler ranges
+(make_pair, g_forward, g_backward, g_optimizer, d_forward, d_backward, d_optimizer): `pipeline.bench --profile`
+reports their GPU time.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.profiler import record_function
 
 from pipeline.archs.clip_encoder import CLIPEncoder, CLIPFeatures
 from pipeline.archs.featd import FeatD
@@ -58,6 +61,7 @@ def multistep(opt, cfg: dict):
 
 
 SWITCHES = ("bf16", "channels_last", "compile", "fused_adam")
+PHASES = ("make_pair", "g_forward", "g_backward", "g_optimizer", "d_forward", "d_backward", "d_optimizer")
 
 
 class Step:
@@ -206,11 +210,12 @@ class GANStep(Step):
         return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
 
     def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
-        lr, hr, target = self.make_pair(batch, iteration)
+        with record_function("make_pair"):
+            lr, hr, target = self.make_pair(batch, iteration)
         frozen = [net for net in (self.featd, self.image_d) if net is not None]
         for net in frozen:
             set_requires_grad(net, False)
-        with self.autocast():
+        with self.autocast(), record_function("g_forward"):
             sr = self.g(lr)
             sr_feats = self.encoder(sr, with_output=bool(self.lpp)) if self.encoder else None
             text = self.lpp(self.encoder) if self.lpp else None  # keeps its graph for the LPP's step below
@@ -222,21 +227,25 @@ class GANStep(Step):
         if not all_finite(total):
             return None
         self.optims["g"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optims["g"].step()
+        with record_function("g_backward"):
+            total.backward()
+        with record_function("g_optimizer"):
+            self.optims["g"].step()
         for net in frozen:
             set_requires_grad(net, True)
 
         logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
-        with self.autocast():
+        with self.autocast(), record_function("d_forward"):
             d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)
         if not all_finite(d_loss):
             return None
         for name in self.discriminators:
             self.optims[name].zero_grad(set_to_none=True)
-        d_loss.backward()
-        for name in self.discriminators:
-            self.optims[name].step()
+        with record_function("d_backward"):
+            d_loss.backward()
+        with record_function("d_optimizer"):
+            for name in self.discriminators:
+                self.optims[name].step()
         return self.finish(logs)
 
     def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):

@@ -58,7 +58,7 @@ def test_workers_and_peaks():
 def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--small", "--output", str(out), "--warmup", "1", "--iters", "1", "--iqa-size", "64", "96",
-                       "--data-batch", "2"]) == 0
+                       "--data-batch", "2", "--profile", "1", "--iqa-modes", "fp32", "channels_last"]) == 0
     results = json.loads(out.read_text())
     assert results["mode"] == "small" and results["env"]["device_type"] == "cpu"
     assert results["env"]["torch"] == torch.__version__
@@ -73,14 +73,27 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     assert results["sfd_over_esrgan_step_time"] == pytest.approx(
         steps["sfd"]["seconds_per_iter"] / steps["esrgan"]["seconds_per_iter"])
 
+    for kind, r in steps.items():  # the profile's phases are the step's; on a CPU they are CPU times
+        prof = r["profile"]
+        assert prof["iters"] == 1 and prof["gpu_busy_fraction"] is None
+        phases = {"make_pair", "g_forward", "g_backward", "g_optimizer", "d_forward", "d_backward", "d_optimizer"}
+        assert set(prof["phases_ms"]) == phases
+        assert all(v > 0 for v in prof["phases_ms"].values())
+        assert sum(prof["phases_ms"].values()) <= prof["wall_ms"]
+        assert prof["top_ops"] and any(op["op"] == "aten::mkldnn_convolution" for op in prof["top_ops"])
+        assert [op["ms"] for op in prof["top_ops"]] == sorted((op["ms"] for op in prof["top_ops"]), reverse=True)
+
     iqa = results["sfd_iqa"]
-    assert iqa["size"] == [64, 96] and set(iqa) == {"batch", "size", "batch_2", "batch_1"}
+    assert iqa["size"] == [64, 96] and set(iqa) == {"batch", "size", "target_mode", "modes"}
+    assert iqa["target_mode"] == "fp32" and set(iqa["modes"]) == {"fp32", "channels_last"}
     for key in ("batch_2", "batch_1"):
-        r = iqa[key]
+        r = iqa["modes"]["fp32"][key]
         assert r["iqa_over_clip_throughput"] == pytest.approx(
             r["sfd_iqa"]["images_per_s"] / r["clip_image_tower"]["images_per_s"])
         assert r["sfd_iqa"]["flops_per_iter"] > r["clip_image_tower"]["flops_per_iter"]  # CLIP + Feat-D + LPP
-    assert iqa["batch_2"]["clip_image_tower"]["flops_per_iter"] == 2 * iqa["batch_1"]["clip_image_tower"][
+        assert iqa["modes"]["channels_last"][key]["sfd_iqa"]["flops_per_iter"] == r["sfd_iqa"]["flops_per_iter"]
+    fp32 = iqa["modes"]["fp32"]
+    assert fp32["batch_2"]["clip_image_tower"]["flops_per_iter"] == 2 * fp32["batch_1"]["clip_image_tower"][
         "flops_per_iter"]
 
     data = results["data"]
@@ -92,5 +105,6 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     assert data["workers_needed"]["classical"] == {
         "target": math.ceil(bench.TARGETS["sfd_images_per_s"] / per_worker["classical"]),
         "measured_sfd": math.ceil(steps["sfd"]["images_per_s"] / per_worker["classical"])}
+    assert results["targets"]["iqa_over_clip_throughput"]["measured"] == fp32["batch_2"]["iqa_over_clip_throughput"]
     assert all(t["met"] is None for t in results["targets"].values())  # judged only at paper scale on a GPU
     assert "step sfd" in capsys.readouterr().out
