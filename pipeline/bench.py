@@ -82,9 +82,10 @@ def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
 
 
 def profile(fn, first: int, iters: int, device: torch.device, top: int = 25) -> dict:
-    """Where the time of `iters` calls of `fn(i)` goes (per call, ms): the GPU's busy time against the wall clock,
-    the step's named phases (train_step's profiler ranges), and the `top` costliest kernels and ops (with their
-    input shapes, which tell the networks apart). On a CPU the times are CPU times and there is no busy fraction."""
+    """Where the time of `iters` calls of `fn(i)` goes, per call in ms: the GPU's kernel time (kernels, copies and
+    memsets), the CPU time of the step's named phases (train_step's profiler ranges), and the `top` costliest
+    kernels and ops (with their input shapes, which tell the networks apart). The profiler slows the CPU side, so
+    its wall time is longer than the timed one. On a CPU the op times are CPU times and there is no kernel time."""
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     synchronize(device)
@@ -94,26 +95,23 @@ def profile(fn, first: int, iters: int, device: torch.device, top: int = 25) -> 
             fn(i)
         synchronize(device)
         wall = (time.perf_counter() - start) / iters
-    self_time, total_time = ("self_device_time_total", "device_time_total") if cuda else \
-        ("self_cpu_time_total", "cpu_time_total")
-
-    def ms(event, attr: str) -> float:
-        return getattr(event, attr) / 1e3 / iters
-
-    events = prof.key_averages()
-    kernels = sorted((e for e in events if e.device_type == DeviceType.CUDA), key=lambda e: -e.self_device_time_total)
-    busy = sum(ms(e, "self_device_time_total") for e in kernels) if cuda else None
+    self_time = "self_device_time_total" if cuda else "self_cpu_time_total"
+    kernel_ms: dict[str, list[float]] = {}
+    for e in prof.events():
+        if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False):
+            kernel_ms.setdefault(e.name, []).append(e.time_range.elapsed_us() / 1e3 / iters)
+    kernels = sorted(kernel_ms.items(), key=lambda kv: -sum(kv[1]))
     ops = sorted((e for e in prof.key_averages(group_by_input_shape=True)
                   if e.device_type == DeviceType.CPU and e.key.startswith("aten::") and getattr(e, self_time) > 0),
                  key=lambda e: -getattr(e, self_time))
     return {
-        "iters": iters, "wall_ms": wall * 1e3, "gpu_busy_ms": busy,
-        "gpu_busy_fraction": busy / (wall * 1e3) if cuda else None,
-        "phases_ms": {name: ms(e, total_time) for e in events if (name := e.key) in PHASES},
-        "top_kernels": [{"name": e.key[:160], "calls": e.count / iters, "ms": ms(e, "self_device_time_total")}
-                        for e in kernels[:top]],
+        "iters": iters, "profiled_wall_ms": wall * 1e3,
+        "gpu_kernel_ms": sum(sum(v) for v in kernel_ms.values()) if cuda else None,
+        "phases_cpu_ms": {e.key: e.cpu_time_total / 1e3 / iters for e in prof.key_averages() if e.key in PHASES
+                          and e.device_type == DeviceType.CPU},
+        "top_kernels": [{"name": name[:160], "calls": len(v) / iters, "ms": sum(v)} for name, v in kernels[:top]],
         "top_ops": [{"op": e.key, "input_shapes": str(e.input_shapes)[:200], "calls": e.count / iters,
-                     "ms": ms(e, self_time)} for e in ops[:top]],
+                     "ms": getattr(e, self_time) / 1e3 / iters} for e in ops[:top]],
     }
 
 
@@ -137,10 +135,12 @@ def throughput(timing: dict, batch: int, flops: int, peak: float | None) -> dict
             "fraction_of_bf16_peak": achieved / peak if peak else None}
 
 
-def load_config(params_path: Path, small: bool, batch: int | None, compile_: bool, fp32_eager: bool = False) -> dict:
+def load_config(params_path: Path, small: bool, batch: int | None, compile_: bool, fp32_eager: bool = False,
+                compile_mode: str | None = None) -> dict:
     """The networks, training sections and degradation the benchmark runs, from params.yaml.
 
-    `fp32_eager`: every speed switch off, the plain fp32 eager step the issue's baseline figures describe."""
+    `fp32_eager`: every speed switch off, the plain fp32 eager step the issue's baseline figures describe.
+    `compile_mode`: torch.compile's mode for the steps, instead of params.yaml's."""
     params = yaml.safe_load(Path(params_path).read_text())
     model = for_profile(params["model"], "quick" if small else "paper")
     model = {**model, "clip": {**model["clip"], "weights": "none"}, "vgg19": {"weights": "none"}}
@@ -152,6 +152,8 @@ def load_config(params_path: Path, small: bool, batch: int | None, compile_: boo
     if batch:
         gan, real = {**gan, "batch": batch}, {**real, "batch": batch}
     off = dict.fromkeys(SWITCHES if fp32_eager else () if compile_ else ("compile",), False)
+    if compile_mode:
+        off["compile_mode"] = compile_mode
     gan, real = {**gan, **off}, {**real, **off}
     degradation = dict(params["degradation"])
     b = real["batch"]
@@ -204,18 +206,25 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
            "warmup": warmup, "iters": iters, "skipped_steps": len(skipped), "switches": dict(step.switches),
            "cudnn_benchmark": torch.backends.cudnn.benchmark}
     if profile_iters:
-        out["profile"] = profile(one, warmup + iters + 1, profile_iters, device)
+        prof = out["profile"] = profile(one, warmup + iters + 1, profile_iters, device)
+        # below 1: the GPU waits for the CPU to launch work (the remedy is CUDA graphs)
+        out["gpu_busy_fraction"] = prof["gpu_kernel_ms"] / (timing["seconds_per_iter"] * 1e3) if prof[
+            "gpu_kernel_ms"] is not None else None
     return out
 
 
-def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None) -> dict:
+def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None,
+                  profile_iters: int = 0) -> dict:
     with torch.no_grad():
         timing = timed(lambda i: net(x), warmup, iters, x.device)
-        return throughput(timing, x.shape[0], count_flops(lambda: net(x)), peak)
+        out = throughput(timing, x.shape[0], count_flops(lambda: net(x)), peak)
+        if profile_iters:
+            out["profile"] = profile(lambda i: net(x), 0, profile_iters, x.device)
+        return out
 
 
 def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, int], warmup: int, iters: int,
-              peak: float | None, modes=("fp32",)) -> dict:
+              peak: float | None, modes=("fp32",), profile_iters: int = 0) -> dict:
     """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images, in each
     of `modes` (IQA_MODES: precision and memory format, the same for both); the targets judge the first."""
     torch.manual_seed(0)
@@ -235,7 +244,7 @@ def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, i
             x = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
             x = x.contiguous(memory_format=memory_format)
             with autocast:
-                results = {name: bench_forward(net, x, warmup, iters, peak)
+                results = {name: bench_forward(net, x, warmup, iters, peak, profile_iters)
                            for name, net in (("sfd_iqa", iqa), ("clip_image_tower", encoder))}
             results["iqa_over_clip_throughput"] = (results["sfd_iqa"]["images_per_s"]
                                                    / results["clip_image_tower"]["images_per_s"])
@@ -346,7 +355,8 @@ def run(args: argparse.Namespace, save=lambda results: None) -> dict:
     """All the timings `args` asks for; `save(results)` after each, so a crash or a time limit keeps the rest."""
     start = time.perf_counter()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    config = load_config(args.params, args.small, args.batch, not args.no_compile, args.fp32_eager)
+    config = load_config(args.params, args.small, args.batch, not args.no_compile, args.fp32_eager,
+                         args.compile_mode)
     env = environment(device)
     peak = args.peak_tflops or (bf16_peak_tflops(env["device"]) if device.type == "cuda" else None)
     iters = args.iters or (2 if args.small else 20)
@@ -367,7 +377,7 @@ def run(args: argparse.Namespace, save=lambda results: None) -> dict:
     if args.iqa:
         iqa_batch = args.iqa_batch or (2 if args.small else 16)
         results["sfd_iqa"] = {"batch": iqa_batch, **bench_iqa(config, device, iqa_batch, iqa_size, warmup, iters,
-                                                              peak, args.iqa_modes)}
+                                                              peak, args.iqa_modes, args.profile)}
         save(results)
     if args.data:
         rates = {k: steps[k]["images_per_s"] for k in ("sfd", "real") if k in steps}
@@ -385,9 +395,10 @@ def summary(results: dict) -> str:
                      f"{r['flops_per_iter'] / 1e9:.1f} GFLOP/step{memory}")
         prof = r.get("profile")
         if prof:
-            busy = f", GPU busy {prof['gpu_busy_fraction']:.0%}" if prof["gpu_busy_fraction"] is not None else ""
-            lines.append(f"  profile: {prof['wall_ms']:.1f} ms/step{busy}; " + ", ".join(
-                f"{k} {v:.1f}" for k, v in prof["phases_ms"].items()) + " ms")
+            busy = f"GPU kernels {prof['gpu_kernel_ms']:.1f} ms/step ({r['gpu_busy_fraction']:.0%} of the timed " \
+                   f"step); " if prof["gpu_kernel_ms"] is not None else ""
+            lines.append(f"  profile: {busy}CPU in phases " + ", ".join(
+                f"{k} {v:.1f}" for k, v in prof["phases_cpu_ms"].items()) + " ms")
     iqa = results.get("sfd_iqa")
     if iqa:
         for mode, key, r in ((m, k, r) for m, by_batch in iqa["modes"].items() for k, r in by_batch.items()):
@@ -413,6 +424,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, help="timed iterations (default 20, small 2)")
     p.add_argument("--warmup", type=int, help="untimed iterations first (default 5, small 1)")
     p.add_argument("--no-compile", action="store_true", help="time the steps with compile: false")
+    p.add_argument("--compile-mode", help="torch.compile mode of the steps, e.g. reduce-overhead (CUDA graphs)")
     p.add_argument("--fp32-eager", action="store_true",
                    help="every speed switch off (bf16, channels_last, compile, fused Adam): the baseline")
     p.add_argument("--iqa", action=argparse.BooleanOptionalAction, default=True, help="time SFD-IQA")
@@ -424,7 +436,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-batch", type=int, default=16, help="batch of the degradation timing")
     p.add_argument("--data-repeats", type=int, help="degradation batches timed (default 3, small 1)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="also profile N steps of each kind: GPU busy time, phases, costliest kernels and ops")
+                   help="also profile N iterations of each timing: GPU kernel time, phases, costliest kernels and ops")
     p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, if not in the table")
     return p.parse_args(argv)
 

@@ -9,8 +9,8 @@ are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
-image tower, Feat-D, the LPP's text pass, the image discriminator), `fused_adam` (Adam's fused kernel) and
-`cudnn_benchmark`. On the CPU they cost more than they give (bf16 is emulated on most CPUs, compiling the networks
+image tower, Feat-D, the LPP's text pass, the image discriminator; `compile_mode` is torch.compile's mode, e.g.
+"reduce-overhead" for CUDA graphs), `fused_adam` (Adam's fused kernel) and `cudnn_benchmark`. On the CPU they cost more than they give (bf16 is emulated on most CPUs, compiling the networks
 takes minutes), so a CPU run is plain fp32 eager. `python -m pipeline.bench` times the steps;
 tests/test_fast_path.py checks that the switches keep the numbers. The phases of a GAN step are named profiler ranges
 (make_pair, g_forward, g_backward, g_optimizer, d_forward, d_backward, d_optimizer): `pipeline.bench --profile`
@@ -87,8 +87,8 @@ class Step:
         net = net.to(self.device)
         if self.switches["channels_last"]:
             net = net.to(memory_format=torch.channels_last)
-        if self.switches["compile"]:
-            net.compile()  # in place: the module, its state-dict keys and DDP wrapping stay as they are
+        if self.switches["compile"]:  # in place: the module, its state-dict keys and DDP wrapping stay as they are
+            net.compile(mode=self.cfg.get("compile_mode", "default"))
         if trainable and torch.distributed.is_initialized():
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.nets[name] = net
@@ -97,6 +97,12 @@ class Step:
     def add_optim(self, name: str, params) -> None:
         self.optims[name] = adam(params, self.cfg, self.switches["fused_adam"])
         self.scheds[name] = multistep(self.optims[name], self.cfg)
+
+    def begin(self) -> None:
+        """Start of an iteration: under compile mode "reduce-overhead" (CUDA graphs) the last one's graph outputs
+        may be overwritten from here on."""
+        if self.switches["compile"]:
+            torch.compiler.cudagraph_mark_step_begin()
 
     def autocast(self):
         if self.switches["bf16"]:
@@ -147,6 +153,7 @@ class PSNRStep(Step):
         self.add_optim("g", self.g.parameters())
 
     def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+        self.begin()
         lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
         with self.autocast():
             sr = self.g(lr)
@@ -210,6 +217,7 @@ class GANStep(Step):
         return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
 
     def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+        self.begin()
         with record_function("make_pair"):
             lr, hr, target = self.make_pair(batch, iteration)
         frozen = [net for net in (self.featd, self.image_d) if net is not None]
