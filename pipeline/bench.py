@@ -66,19 +66,25 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
-    """Seconds per call of `fn(i)` over `iters` calls after `warmup` untimed ones, and peak GPU memory (GiB)."""
+    """Seconds per call of `fn(i)` over `iters` calls after `warmup` untimed ones, and peak GPU memory (GiB),
+    allocated and reserved by PyTorch's allocator, warm-up included: CUDA graphs take their memory when they are
+    recorded there and allocate nothing when replayed."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup):
         fn(i)
     synchronize(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for i in range(warmup, warmup + iters):
         fn(i)
     synchronize(device)
     seconds = (time.perf_counter() - start) / iters
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"seconds_per_iter": seconds, "peak_memory_gib": peak}
+    cuda = device.type == "cuda"
+    return {"seconds_per_iter": seconds,
+            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+            "peak_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None}
 
 
 def profile(fn, first: int, iters: int, device: torch.device, top: int = 25) -> dict:

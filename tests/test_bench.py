@@ -95,8 +95,9 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
         assert iqa["modes"]["channels_last"][key]["sfd_iqa"]["flops_per_iter"] == r["sfd_iqa"]["flops_per_iter"]
         assert any(op["op"] == "aten::mkldnn_convolution" for op in r["sfd_iqa"]["profile"]["top_ops"])
     fp32 = iqa["modes"]["fp32"]
-    assert fp32["batch_2"]["clip_image_tower"]["flops_per_iter"] == 2 * fp32["batch_1"]["clip_image_tower"][
-        "flops_per_iter"]
+    # twice the images, twice the FLOPs, but for the attention pool's position-table resize (once per call)
+    assert fp32["batch_2"]["clip_image_tower"]["flops_per_iter"] == pytest.approx(
+        2 * fp32["batch_1"]["clip_image_tower"]["flops_per_iter"], rel=1e-2)
 
     data = results["data"]
     assert data["sub_images"]["count"] == 8  # two 512 x 512 images cut into 480 px sub-images with step 240

@@ -2,9 +2,10 @@
 import open_clip
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from pipeline.archs.clip_encoder import RANDOM_SEED, TINY_ARCH, CLIPEncoder
+from pipeline.archs.clip_encoder import RANDOM_SEED, TINY_ARCH, CLIPEncoder, resize_position_table
 from pipeline.archs.featd import FeatD
 from pipeline.archs.lpp import LearnablePromptPairs
 from pipeline.checkpoint import CheckpointError, save_state_dict
@@ -104,6 +105,25 @@ def test_openai_download_failure_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(open_clip, "create_model", offline)
     with pytest.raises(CheckpointError, match="cannot get the OpenAI CLIP weights.*no network"):
         CLIPEncoder("RN50-quickgelu", "openai")
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (12, 16), (7, 7), (3, 5)])
+def test_position_table_resize_is_bicubic_interpolation(hw):
+    table = torch.randn(7, 7, 32, generator=torch.Generator().manual_seed(0))
+    expected = F.interpolate(table.permute(2, 0, 1)[None], size=hw, mode="bicubic", align_corners=False)[0]
+    got = resize_position_table(table, *hw)
+    assert got.shape == (*hw, 32)
+    torch.testing.assert_close(got, expected.permute(1, 2, 0), rtol=0, atol=1e-5)
+    if hw == (7, 7):
+        torch.testing.assert_close(got, table, rtol=0, atol=1e-6)
+
+
+def test_featd_gives_the_same_map_for_either_memory_format(encoder):
+    featd = FeatD(encoder.mid_channels, WIDTHS).eval()
+    feats = encoder(torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(4)))
+    nchw = featd(feats.m1, feats.m2, feats.m3)
+    nhwc = featd(*(m.contiguous(memory_format=torch.channels_last) for m in feats[:3]))
+    torch.testing.assert_close(nchw, nhwc, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (97, 75)])

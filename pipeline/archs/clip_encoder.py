@@ -76,6 +76,19 @@ def build_clip_model(arch: str, weights: str) -> tuple[nn.Module, str]:
     return model, f"file {Path(weights).name}"
 
 
+def resize_position_table(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """A g x g x C position table resized (bicubic, align_corners False) to h x w x C.
+
+    Bicubic resizing is separable, so it is two small matrix products with the 1-D resize matrices (the identity
+    resized); the same numbers as F.interpolate, whose CUDA kernel runs one thread per output position looping over
+    all 2048 channels (1.3 ms per call on an H200, a tenth of the whole image tower at batch 16)."""
+    g = table.shape[0]
+    eye = torch.eye(g, device=table.device, dtype=table.dtype)[None, None]
+    rows = F.interpolate(eye, size=(h, g), mode="bicubic", align_corners=False)[0, 0]  # h x g
+    cols = F.interpolate(eye, size=(w, g), mode="bicubic", align_corners=False)[0, 0]  # w x g
+    return torch.einsum("hi,ijc,wj->hwc", rows, table, cols)
+
+
 def attention_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """open_clip's AttentionPool2d with its 7x7(+1) position table interpolated (bicubic) to the feature grid.
 
@@ -86,9 +99,7 @@ def attention_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     pos = pool.positional_embedding
     grid = round((pos.shape[0] - 1) ** 0.5)
     if (h, w) != (grid, grid):
-        table = pos[1:].reshape(1, grid, grid, c).permute(0, 3, 1, 2)
-        table = F.interpolate(table, size=(h, w), mode="bicubic", align_corners=False)
-        pos = torch.cat([pos[:1], table.permute(0, 2, 3, 1).reshape(h * w, c)])
+        pos = torch.cat([pos[:1], resize_position_table(pos[1:].reshape(grid, grid, c), h, w).reshape(h * w, c)])
     x = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
     x = torch.cat([x.mean(dim=0, keepdim=True), x]) + pos[:, None, :].to(x.dtype)
     x, _ = F.multi_head_attention_forward(

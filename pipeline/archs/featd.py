@@ -48,6 +48,9 @@ class FeatD(nn.Module):
 
     def forward_features(self, m1: torch.Tensor, m2: torch.Tensor, m3: torch.Tensor) -> torch.Tensor:
         """Features after the 3rd upsampling layer (N x c0 x H/2 x W/2), the ones the paper's t-SNE shows."""
+        # channels_last: PyTorch's bilinear upsampling of NCHW tensors runs one thread per output pixel looping over
+        # all images and channels (2.4 of SFD-IQA's 4.6 ms over CLIP at batch 16 on an H200, measured)
+        m1, m2, m3 = (m.contiguous(memory_format=torch.channels_last) for m in (m1, m2, m3))
         x = self.act(self.proj3(m3))
         x = self.act(self.fuse2(torch.cat([_up(x, m2.shape[-2:]), self.act(self.proj2(m2))], dim=1)))
         x = self.act(self.fuse1(torch.cat([_up(x, m1.shape[-2:]), self.act(self.proj1(m1))], dim=1)))
