@@ -91,6 +91,20 @@ def test_switches_stay_off_on_cpu(monkeypatch):
                                                                  "compile": False, "fused_adam": True}
 
 
+@pytest.mark.parametrize("variant", ["sfd", "psnr"])
+def test_compile_mode_reaches_every_network_and_each_step_marks_cudagraphs(monkeypatch, variant):
+    modes, marks = [], []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, mode=None: modes.append((type(self).__name__, mode)))
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    step = build(variant, fast=True, compile=True, compile_mode="reduce-overhead")
+    expected = {"RRDBNet"} | ({"VGG19Features", "CLIPEncoder", "FeatD", "LearnablePromptPairs"} if variant == "sfd"
+                              else set())
+    assert {name for name, _ in modes} == expected and {mode for _, mode in modes} == {"reduce-overhead"}
+    for i, batch in enumerate(batches(), start=1):
+        assert step.step(batch, i) is not None
+    assert len(marks) == STEPS  # outputs of the last iteration's graphs may be overwritten from each step on
+
+
 @pytest.mark.parametrize("variant", ["sfd", "esrgan", "psnr"])
 def test_channels_last_and_fused_adam_are_exact(variant):
     ref, fast = build(variant, fast=False), build(variant, fast=True, bf16=False)
