@@ -6,7 +6,9 @@ device. SFD-IQA: Eq. 8-10 on a batch of images, next to CLIP's image tower alone
 images (how `pipeline.iqa` and the evaluation score). For each: images/s, seconds per iteration, peak GPU memory,
 FLOPs of one iteration (torch.utils.flop_counter: matmuls and convolutions, forward and backward, counted on an
 extra eager iteration) and the fraction of the GPU's dense bf16 peak they reach. Warm-up iterations (they include
-torch.compile's compilation) are not timed; CUDA is synchronised around the timed region.
+torch.compile's compilation) are not timed; CUDA is synchronised around the timed region. `--profile N` adds where
+the time goes (torch.profiler over N more iterations): kernel time against the timed step, the step's phases, the
+costliest kernels and ops. SFD-IQA and the tower run in each of `--iqa-modes` (fp32/bf16, NCHW/channels_last).
 
 Default: paper scale from params.yaml (`model.paper`, `train_gan.paper`, `train_real.paper`) with random CLIP and
 VGG19 weights (weights do not change the timing). `--small`: the quick profile's networks (clip_tiny, a small
