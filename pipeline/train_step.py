@@ -9,12 +9,11 @@ are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
-image tower, Feat-D, the LPP's text pass, the image discriminator; `compile_mode` is torch.compile's mode, e.g.
-"reduce-overhead" for CUDA graphs), `fused_adam` (Adam's fused kernel) and `cudnn_benchmark`. On the CPU they cost more than they give (bf16 is emulated on most CPUs, compiling the networks
-takes minutes), so a CPU run is plain fp32 eager. `python -m pipeline.bench` times the steps;
-tests/test_fast_path.py checks that the switches keep the numbers. The phases of a GAN step are named profiler ranges
-(make_pair, g_forward, g_backward, g_optimizer, d_forward, d_backward, d_optimizer): `pipeline.bench --profile`
-reports their GPU time.
+image tower, Feat-D, the LPP's text pass, the image discriminator; `compile_mode` is torch.compile's mode,
+"reduce-overhead" for CUDA graphs), `fused_adam` (Adam's fused kernel) and `cudnn_benchmark`. On the CPU they cost
+more than they give (bf16 is emulated on most CPUs, compiling the networks takes minutes), so a CPU run is plain
+fp32 eager. `python -m pipeline.bench` times the steps; tests/test_fast_path.py checks that the switches keep the
+numbers. The phases of a GAN step are named profiler ranges (PHASES), which `pipeline.bench --profile` reports.
 """
 from __future__ import annotations
 
