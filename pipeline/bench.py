@@ -223,11 +223,13 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
 
 def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None,
                   profile_iters: int = 0) -> dict:
+    def call(i: int = 0):
+        return net(x)
+
     with torch.no_grad():
-        timing = timed(lambda i: net(x), warmup, iters, x.device)
-        out = throughput(timing, x.shape[0], count_flops(lambda: net(x)), peak)
+        out = throughput(timed(call, warmup, iters, x.device), x.shape[0], count_flops(call), peak)
         if profile_iters:
-            out["profile"] = profile(lambda i: net(x), 0, profile_iters, x.device)
+            out["profile"] = profile(call, 0, profile_iters, x.device)
         return out
 
 
