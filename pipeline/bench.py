@@ -68,23 +68,34 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
-    """Seconds per call of `fn(i)` over `iters` calls after `warmup` untimed ones, and peak GPU memory (GiB),
-    allocated and reserved by PyTorch's allocator, warm-up included: CUDA graphs take their memory when they are
-    recorded there and allocate nothing when replayed."""
-    if device.type == "cuda":
+    """Seconds per call of `fn(i)` over `iters` calls after `warmup` untimed ones (the mean, and the median and
+    slowest single call: a mean far above the median means one-time work, such as compiling or recording a CUDA
+    graph, fell into the timed calls), and peak GPU memory (GiB), allocated and reserved by PyTorch's allocator,
+    warm-up included: CUDA graphs take their memory when they are recorded there and allocate nothing when
+    replayed. On CUDA single calls are timed by events between them, so the host never waits inside the loop."""
+    cuda = device.type == "cuda"
+    if cuda:
         synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup):
         fn(i)
     synchronize(device)
+    marks = []
     start = time.perf_counter()
-    for i in range(warmup, warmup + iters):
-        fn(i)
+    for i in range(warmup, warmup + iters + 1):
+        if cuda:
+            marks.append(torch.cuda.Event(enable_timing=True))
+            marks[-1].record()
+        else:
+            marks.append(time.perf_counter())
+        if i < warmup + iters:
+            fn(i)
     synchronize(device)
     seconds = (time.perf_counter() - start) / iters
-    cuda = device.type == "cuda"
-    return {"seconds_per_iter": seconds,
+    calls = sorted((a.elapsed_time(b) / 1e3 if cuda else b - a) for a, b in zip(marks, marks[1:]))
+    return {"seconds_per_iter": seconds, "median_seconds_per_iter": calls[len(calls) // 2],
+            "slowest_seconds_per_iter": calls[-1],
             "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
             "peak_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None}
 
@@ -202,16 +213,16 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
     batches = random_batches(kind, cfg, config["model"]["scale"], device)
     if kind == "real":  # steady state: the pair pool is full before the timed steps
         warmup = max(warmup, config["degradation"]["pool_size"] // cfg["batch"] + 1)
-    skipped = []
+    skipped = []  # the steps' flags, read after the timing: the host does not wait for the GPU within it
 
     def one(i: int) -> None:
-        if step.step(batches[i % len(batches)], i + 1) is None:
-            skipped.append(i + 1)
+        skipped.append(step.step(batches[i % len(batches)], i + 1)["skipped"])
 
     timing = timed(one, warmup, iters, device)
     flops = count_flops(lambda: one(warmup + iters))
     out = {**throughput(timing, cfg["batch"], flops, peak), "batch": cfg["batch"], "patch": cfg["patch"],
-           "warmup": warmup, "iters": iters, "skipped_steps": len(skipped), "switches": dict(step.switches),
+           "warmup": warmup, "iters": iters, "skipped_steps": int(sum(torch.stack(skipped).tolist())),
+           "switches": dict(step.switches),
            "cudnn_benchmark": torch.backends.cudnn.benchmark}
     if profile_iters:
         prof = out["profile"] = profile(one, warmup + iters + 1, profile_iters, device)
@@ -401,7 +412,8 @@ def summary(results: dict) -> str:
     lines = [f"{results['mode']} on {results['env']['device']} (torch {results['env']['torch']})"]
     for kind, r in results["train_step"].items():
         memory = f", peak {r['peak_memory_gib']:.2f} GiB" if r["peak_memory_gib"] is not None else ""
-        lines.append(f"step {kind:7s} {r['images_per_s']:9.2f} img/s  {r['seconds_per_iter']:.4f} s/step  "
+        lines.append(f"step {kind:7s} {r['images_per_s']:9.2f} img/s  {r['seconds_per_iter']:.4f} s/step "
+                     f"(median {r['median_seconds_per_iter']:.4f}, slowest {r['slowest_seconds_per_iter']:.4f})  "
                      f"{r['flops_per_iter'] / 1e9:.1f} GFLOP/step{memory}")
         prof = r.get("profile")
         if prof:

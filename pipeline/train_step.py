@@ -14,6 +14,8 @@ image tower, Feat-D, the LPP's text pass, the image discriminator; `compile_mode
 more than they give (bf16 is emulated on most CPUs, compiling the networks takes minutes), so a CPU run is plain
 fp32 eager. `python -m pipeline.bench` times the steps; tests/test_fast_path.py checks that the switches keep the
 numbers. The phases of a GAN step are named profiler ranges (PHASES), which `pipeline.bench --profile` reports.
+With fused Adam a step never waits for the GPU: a non-finite loss skips the update on the device (`Step.update`)
+and the logs stay there until the trainer reads them, so the CPU queues the next step while the GPU runs this one.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ from pipeline.archs.lpp import LearnablePromptPairs
 from pipeline.archs.vgg19 import VGG19Features
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.losses import loss_d_fea, loss_d_tg, loss_g_fea, loss_total, prompt_pair_score
-from pipeline.trainer import all_finite
 
 # The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
 ADVERSARIAL_WEIGHTS = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}
@@ -53,6 +54,16 @@ def unwrap(net: nn.Module) -> nn.Module:
 def adam(params, cfg: dict, fused: bool) -> torch.optim.Adam:
     """Adam as the paper trains (lr 1e-4, betas 0.9/0.99 by default), with the fused kernel if `fused`."""
     return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), fused=fused)
+
+
+def nonfinite(loss: torch.Tensor) -> torch.Tensor:
+    """1.0 if `loss` is NaN or infinite on any DDP rank, else 0.0 (a 0-d float32 tensor on its device).
+
+    Nothing reads it on the host here: DDP ranks agree through an all-reduce that the host does not wait for."""
+    bad = (~torch.isfinite(loss.detach())).any().to(torch.float32).reshape(1)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    return bad.reshape(())
 
 
 def multistep(opt, cfg: dict):
@@ -103,6 +114,21 @@ class Step:
         if self.switches["compile"]:
             torch.compiler.cudagraph_mark_step_begin()
 
+    def update(self, names, skip: torch.Tensor) -> None:
+        """Adam's step for the optimisers `names`, skipped where `skip` (nonfinite's flag) is 1.
+
+        Fused Adam reads the flag on the device (its `found_inf`, the protocol torch.amp.GradScaler drives it
+        with: no update, step count kept), so the host never waits for the GPU within a step; plain Adam needs the
+        host to decide, which costs nothing on a CPU."""
+        optims = [self.optims[name] for name in names]
+        if self.switches["fused_adam"]:
+            for opt in optims:
+                opt.found_inf = skip
+                opt.step()
+        elif not skip.item():
+            for opt in optims:
+                opt.step()
+
     def autocast(self):
         if self.switches["bf16"]:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -133,14 +159,15 @@ class Step:
         for k, v in state["scheds"].items():
             self.scheds[k].load_state_dict(v)
 
-    def finish(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def finish(self, losses: dict[str, torch.Tensor], skip: torch.Tensor) -> dict:
+        """The step's logs, still on the device (trainer.to_host reads them): the losses, `skipped` (1.0 if a
+        non-finite loss skipped an update) and the generator's learning rate. The schedulers count every
+        iteration, skipped or not, as BasicSR's do."""
         for sched in self.scheds.values():
             sched.step()
-        # one device-to-host copy for all values, not one synchronising float() each
-        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()]).tolist()
-        logs = dict(zip(losses, values))
-        logs["lr"] = self.optims["g"].param_groups[0]["lr"]
-        return logs
+        # copied into one new tensor: CUDA graphs may overwrite their outputs in the next iteration
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()] + [skip])
+        return {**dict(zip([*losses, "skipped"], values.unbind())), "lr": self.optims["g"].param_groups[0]["lr"]}
 
 
 class PSNRStep(Step):
@@ -151,18 +178,17 @@ class PSNRStep(Step):
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
 
-    def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+    def step(self, batch: dict, iteration: int) -> dict:
         self.begin()
         lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
         with self.autocast():
             sr = self.g(lr)
         loss = F.l1_loss(sr.float(), hr)
-        if not all_finite(loss):
-            return None
+        skip = nonfinite(loss)
         self.optims["g"].zero_grad(set_to_none=True)
         loss.backward()
-        self.optims["g"].step()
-        return self.finish({"l1": loss.detach()})
+        self.update(["g"], skip)
+        return self.finish({"l1": loss.detach()}, skip)
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -215,7 +241,7 @@ class GANStep(Step):
         lr, hr = self.pool(lr.contiguous(), hr.contiguous(), generator)
         return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
 
-    def step(self, batch: dict, iteration: int) -> dict[str, float] | None:
+    def step(self, batch: dict, iteration: int) -> dict:
         self.begin()
         with record_function("make_pair"):
             lr, hr, target = self.make_pair(batch, iteration)
@@ -231,29 +257,26 @@ class GANStep(Step):
             if self.image_d is not None:
                 parts["g_img"] = loss_g_fea(unwrap(self.image_d)(sr))
                 total = total + self.cfg["image_gan_weight"] * parts["g_img"]
-        if not all_finite(total):
-            return None
+        skip = nonfinite(total)
         self.optims["g"].zero_grad(set_to_none=True)
         with record_function("g_backward"):
             total.backward()
         with record_function("g_optimizer"):
-            self.optims["g"].step()
+            self.update(["g"], skip)
         for net in frozen:
             set_requires_grad(net, True)
 
         logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
         with self.autocast(), record_function("d_forward"):
             d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)
-        if not all_finite(d_loss):
-            return None
+        skip = torch.maximum(skip, nonfinite(d_loss))  # no discriminator update after a skipped generator one
         for name in self.discriminators:
             self.optims[name].zero_grad(set_to_none=True)
         with record_function("d_backward"):
             d_loss.backward()
         with record_function("d_optimizer"):
-            for name in self.discriminators:
-                self.optims[name].step()
-        return self.finish(logs)
+            self.update(self.discriminators, skip)
+        return self.finish(logs, skip)
 
     def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):
         """Eq. 1 (Feat-D) + Eq. 5 (LPP), or the image GAN's D loss; logs D(HR)/D(SR) means and LPP scores."""

@@ -8,7 +8,8 @@ What a step does lives in `pipeline.train_step`; this module only feeds it batch
   `ckpt_every` iterations and at the end; a run finds its unfinished checkpoint and resumes from it when the
   stage runs again, and starts afresh when the params it was trained with have changed;
 - a step whose loss is NaN or infinite is skipped and logged; `max_bad_steps` in a row stop the run with an error
-  naming the iteration and the last checkpoint;
+  naming the iteration and the last checkpoint. Steps report skips on the device; the loop reads them (one host
+  sync) only where it logs, validates or checkpoints, so no checkpoint follows too many skips unnoticed;
 - metrics go to dvclive (`dvc plots`, `dvc exp show`), progress to a tqdm bar.
 Under `torchrun` (WORLD_SIZE > 1) each rank takes its slice of every global batch and the networks are wrapped in
 DistributedDataParallel by the step; rank 0 alone writes files.
@@ -165,34 +166,51 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
                                         "ranks": ranks, "rng": rng_state()})
 
     bad_in_a_row, skipped, last_saved = 0, 0, start
-    bar = tqdm(total=cfg["iters"], initial=start, desc=run_dir.name, unit="it", disable=rank != 0, smoothing=0.1)
-    for iteration, batch in enumerate(loader, start=start + 1):
-        logs = step.step(batch, iteration)
-        if logs is None:
+    unread: list[tuple[int, torch.Tensor]] = []  # (iteration, its `skipped` flag, still on the device)
+
+    def read_skips() -> None:
+        """Count the skipped steps among the unread iterations (ranks agree: the flags were all-reduced)."""
+        nonlocal bad_in_a_row, skipped
+        flags = torch.stack([flag for _, flag in unread]).tolist() if unread else []
+        for (iteration, _), flag in zip(unread, flags):
+            if not flag:
+                bad_in_a_row = 0
+                continue
             bad_in_a_row, skipped = bad_in_a_row + 1, skipped + 1
             bar.write(f"iteration {iteration}: non-finite loss, step skipped")
-            if live:
-                live.log_metric("train/skipped_steps", skipped)
             if bad_in_a_row >= cfg["max_bad_steps"]:
                 raise FloatingPointError(
                     f"{bad_in_a_row} non-finite losses in a row, up to iteration {iteration}; the last checkpoint "
                     f"is {ckpt_path} (iteration {last_saved}). Lower the learning rate or check the data.")
-        else:
-            bad_in_a_row = 0
-            if rank == 0 and (iteration % cfg["log_every"] == 0 or iteration == cfg["iters"]):
-                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if not k.startswith("lr")}, refresh=False)
-                if live:
-                    for key, value in logs.items():
+        if live and any(flags):
+            live.log_metric("train/skipped_steps", skipped)
+        unread.clear()
+
+    bar = tqdm(total=cfg["iters"], initial=start, desc=run_dir.name, unit="it", disable=rank != 0, smoothing=0.1)
+    for iteration, batch in enumerate(loader, start=start + 1):
+        logs = step.step(batch, iteration)
+        unread.append((iteration, logs["skipped"]))
+        last = iteration == cfg["iters"]
+        log, val = iteration % cfg["log_every"] == 0 or last, iteration % cfg["val_every"] == 0 or last
+        save = iteration % cfg["ckpt_every"] == 0 or last
+        if log or val or save:
+            read_skips()
+        if rank == 0 and log and not bad_in_a_row:
+            logs = to_host(logs)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k not in ("lr", "skipped")}, refresh=False)
+            if live:
+                for key, value in logs.items():
+                    if key != "skipped":
                         live.log_metric(f"train/{key}", value)
-        if rank == 0 and validate is not None and (iteration % cfg["val_every"] == 0 or iteration == cfg["iters"]):
+        if rank == 0 and validate is not None and val:
             for key, value in validate(step).items():
                 bar.write(f"iteration {iteration}: val {key} {value:.4f}")
                 if live:
                     live.log_metric(f"val/{key}", value)
-        if live and (iteration % cfg["log_every"] == 0 or iteration == cfg["iters"]):
+        if live and log:
             live.step = iteration
             live.next_step()
-        if iteration % cfg["ckpt_every"] == 0 or iteration == cfg["iters"]:
+        if save:
             checkpoint(iteration)
             last_saved = iteration
         bar.update(1)
@@ -202,9 +220,8 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
     return skipped
 
 
-def all_finite(loss: torch.Tensor) -> bool:
-    """Whether `loss` is finite on every rank (all ranks must agree to skip a step together)."""
-    ok = torch.isfinite(loss.detach()).all().to(torch.float32).reshape(1)
-    if dist.is_initialized():
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    return ok.item() == 1.0  # a host sync, needed: whether to skip must be known before the update
+def to_host(logs: dict) -> dict[str, float]:
+    """A step's logs as floats: its device tensors read in one device-to-host copy."""
+    tensors = {k: v for k, v in logs.items() if isinstance(v, torch.Tensor)}
+    values = torch.stack(list(tensors.values())).tolist() if tensors else []
+    return {**logs, **dict(zip(tensors, values))}

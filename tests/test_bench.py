@@ -2,6 +2,7 @@
 (to keep it working; nothing here asserts a speed)."""
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,19 @@ def test_workers_and_peaks():
     assert bench.bf16_peak_tflops("Tesla T4") is None
 
 
+def test_timed_reports_one_slow_call_apart_from_the_median():
+    calls = []
+
+    def fn(i):
+        calls.append(i)
+        time.sleep(0.12 if i == 4 else 0.01)  # one slow call among the timed ones, as a late compilation would be
+
+    r = bench.timed(fn, 2, 5, torch.device("cpu"))
+    assert calls == list(range(7))
+    assert 0.01 <= r["median_seconds_per_iter"] < 0.12 <= r["slowest_seconds_per_iter"]
+    assert r["seconds_per_iter"] >= (0.12 + 4 * 0.01) / 5
+
+
 def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--small", "--output", str(out), "--warmup", "1", "--iters", "1", "--iqa-size", "64", "96",
@@ -67,6 +81,7 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     for r in steps.values():
         assert r["switches"] == {"bf16": False, "channels_last": False, "compile": False, "fused_adam": False}
         assert r["images_per_s"] == pytest.approx(r["batch"] / r["seconds_per_iter"])
+        assert 0 < r["median_seconds_per_iter"] <= r["slowest_seconds_per_iter"]
         assert r["flops_per_iter"] > 0 and r["skipped_steps"] == 0 and r["peak_memory_gib"] is None
         assert r["fraction_of_bf16_peak"] is None
     assert steps["real"]["warmup"] == 2  # fills the one-batch pair pool before timing

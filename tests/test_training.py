@@ -137,19 +137,23 @@ class NaNAt:
         return getattr(self.inner, name)
 
 
-def test_nan_step_is_skipped_and_weights_stay_finite(tmp_path, train_set):
+# skips are read on the host where the loop logs or checkpoints: every iteration, or only every 2nd (ckpt_every)
+@pytest.mark.parametrize("log_every", [1, 100])
+def test_nan_step_is_skipped_and_weights_stay_finite(tmp_path, train_set, log_every):
     data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
     step = sfd_step()
-    skipped = train(NaNAt(step, {3}), data, CFG, tmp_path)
+    skipped = train(NaNAt(step, {3}), data, {**CFG, "log_every": log_every}, tmp_path)
     assert skipped == 1
     assert all(torch.isfinite(v).all() for v in weights(step).values())
 
 
-def test_many_nan_steps_stop_with_a_clear_error(tmp_path, train_set):
+@pytest.mark.parametrize("log_every", [1, 100])
+def test_many_nan_steps_stop_with_a_clear_error(tmp_path, train_set, log_every):
     data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
     with pytest.raises(FloatingPointError, match=r"up to iteration 5.*last checkpoint .*iteration 4"):
-        train(NaNAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), {3, 4, 5}), data, CFG,
-              tmp_path)
+        train(NaNAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), {3, 4, 5}), data,
+              {**CFG, "log_every": log_every}, tmp_path)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["iteration"] == 4  # no checkpoint after the 3rd skip
 
 
 def free_port() -> int:
