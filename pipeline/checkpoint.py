@@ -5,12 +5,13 @@ pickled code. BasicSR-style wrappers (`params_ema`, `params`, `state_dict`) are 
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from pipeline.fileio import atomic_path
 
@@ -51,10 +52,15 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def save_state_dict(path: str | os.PathLike, state: dict[str, torch.Tensor], meta: dict[str, str] | None = None):
-    """Write a state dict as safetensors, atomically; `meta` values must be strings."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    """Write a state dict as safetensors, atomically; `meta` values must be strings. The same state and metadata
+    give the same bytes: safetensors writes the metadata in hash order, which changes from process to process (DVC
+    would see new weights), so the header is rewritten with its keys sorted."""
+    blob = save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=meta or {})
+    n = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # keeps the tensor data 8-byte aligned, as safetensors does
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta or {})
+        tmp.write_bytes(len(header).to_bytes(8, "little") + header + blob[8 + n:])
 
 
 def key_mismatch(expected: list[str], given: list[str], max_listed: int = 5) -> str:

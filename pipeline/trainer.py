@@ -92,8 +92,8 @@ def fingerprint(config: dict) -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)  # to a file object: torch.save names the archive inside after a path (a random one)
 
 
 def rng_state() -> dict:

@@ -9,7 +9,7 @@ from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basics
                                     rrdbnet_config_from_state)
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
-from pipeline.checkpoint import CheckpointError, save_state_dict
+from pipeline.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from pipeline.sr import build_generator
 
 TINY_RRDB = dict(num_feat=8, num_block=2, num_grow_ch=4)
@@ -82,6 +82,21 @@ def test_file_fitting_no_layout_names_keys(tmp_path):
     assert "neither RRDBNet" in msg and "missing keys" in msg and "conv_first.weight" in msg
     assert "unexpected keys (2: fc.bias, fc.weight)" in msg  # safetensors stores keys sorted
     assert "\n" not in msg
+
+
+def test_same_state_and_metadata_give_the_same_bytes(tmp_path):
+    """safetensors orders metadata by hash, differently for each map it builds; our files must not change."""
+    state = {"b.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.ones(2, dtype=torch.float16)}
+    meta = {key: f"value {i}" for i, key in enumerate("hgfedcba")}
+    blobs = set()
+    for i in range(5):
+        save_state_dict(tmp_path / f"{i}.safetensors", state, meta)
+        blobs.add((tmp_path / f"{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
+    loaded, loaded_meta = load_state_dict(tmp_path / "0.safetensors")
+    assert loaded_meta == meta and loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert int.from_bytes(blobs.pop()[:8], "little") % 8 == 0  # tensor data stays 8-byte aligned
 
 
 def test_incomplete_rrdbnet_names_missing_and_unexpected(tiny_rrdb):

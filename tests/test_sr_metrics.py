@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
 from pipeline.checkpoint import CheckpointError
@@ -31,6 +32,14 @@ def setup(tmp_path_factory):
 
 def rgb(h, w, low=20, high=200, seed=0):
     return np.random.default_rng(seed).integers(low, high, (h, w, 3), dtype=np.uint8)
+
+
+def test_niqe_model_file_is_the_same_on_every_run(tmp_path):
+    data = write_niqe_mat(tmp_path / "niqe.mat").read_bytes()
+    assert b"Created on" not in data[:116]  # scipy writes the time there
+    mat = scipy.io.loadmat(tmp_path / "niqe.mat")
+    assert mat["mu_prisparam"].shape == (1, 36) and mat["cov_prisparam"].shape == (36, 36)
+    assert np.isfinite(mat["cov_prisparam"]).all()
 
 
 def test_identical_images_give_the_finite_cap(setup):

@@ -16,7 +16,7 @@ from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import write_image
 from pipeline.train_step import GANStep, PSNRStep, unwrap
-from pipeline.trainer import SeededBatches, train
+from pipeline.trainer import SeededBatches, save_checkpoint, train
 
 MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": "clip_tiny", "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
@@ -120,6 +120,14 @@ def test_changed_params_start_afresh(tmp_path, train_set):
     step = StopAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), 2)
     with pytest.raises(Interrupt):  # iteration 2 is reached again: the old checkpoint was not resumed
         train(step, data, other, tmp_path)
+
+
+def test_checkpoint_bytes_do_not_depend_on_the_temporary_name(tmp_path):
+    state = {"iteration": 3, "w": torch.arange(4.0)}
+    save_checkpoint(tmp_path / "a" / "last.pt", state)
+    save_checkpoint(tmp_path / "b" / "last.pt", state)
+    assert (tmp_path / "a" / "last.pt").read_bytes() == (tmp_path / "b" / "last.pt").read_bytes()
+    assert torch.load(tmp_path / "a" / "last.pt", weights_only=True)["iteration"] == 3
 
 
 class NaNAt:
