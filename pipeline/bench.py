@@ -81,16 +81,19 @@ def timed(fn, warmup: int, iters: int, device: torch.device) -> dict:
     for i in range(warmup):
         fn(i)
     synchronize(device)
-    marks = []
+
+    def mark():
+        if not cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
     start = time.perf_counter()
-    for i in range(warmup, warmup + iters + 1):
-        if cuda:
-            marks.append(torch.cuda.Event(enable_timing=True))
-            marks[-1].record()
-        else:
-            marks.append(time.perf_counter())
-        if i < warmup + iters:
-            fn(i)
+    marks = [mark()]
+    for i in range(warmup, warmup + iters):
+        fn(i)
+        marks.append(mark())
     synchronize(device)
     seconds = (time.perf_counter() - start) / iters
     calls = sorted((a.elapsed_time(b) / 1e3 if cuda else b - a) for a, b in zip(marks, marks[1:]))
@@ -226,7 +229,7 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
            "cudnn_benchmark": torch.backends.cudnn.benchmark}
     if profile_iters:
         prof = out["profile"] = profile(one, warmup + iters + 1, profile_iters, device)
-        # below 1: the GPU waits for the CPU to launch work (the remedy is CUDA graphs)
+        # below 1: the GPU waits for the CPU (kernel launches, or the host waiting for the GPU)
         out["gpu_busy_fraction"] = prof["gpu_kernel_ms"] / (timing["seconds_per_iter"] * 1e3) if prof[
             "gpu_kernel_ms"] is not None else None
     return out

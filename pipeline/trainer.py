@@ -191,8 +191,7 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
         logs = step.step(batch, iteration)
         unread.append((iteration, logs["skipped"]))
         last = iteration == cfg["iters"]
-        log, val = iteration % cfg["log_every"] == 0 or last, iteration % cfg["val_every"] == 0 or last
-        save = iteration % cfg["ckpt_every"] == 0 or last
+        log, val, save = (iteration % cfg[key] == 0 or last for key in ("log_every", "val_every", "ckpt_every"))
         if log or val or save:
             read_skips()
         if rank == 0 and log and not bad_in_a_row:
