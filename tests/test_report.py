@@ -41,7 +41,7 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
     sr = {"profile": "quick",
           "results": {"quick_test": quick,
                       "Set5": {"sfd": _sr_entry(31.0, 0.870, 0.070, 5.0), "esrgan": _sr_entry(30.0, 0.850, 0.060, 4.0),
-                               "ESRGAN (public)": _sr_entry(30.4, 0.852, 0.080, 4.5)},
+                               "ESRGAN-public": _sr_entry(30.4, 0.852, 0.080, 4.5)},
                       "quick_real": {m: _sr_entry(22.0 + i, 0.5, "n/a", 8.0 - i) for i, m in
                                      enumerate(("bicubic", "psnr", "real"))}},
           "na": {"lpips": LPIPS_REASON, "dists": LPIPS_REASON.replace("LPIPS_v0.1_alex-df73285e", "DISTS_weights")},

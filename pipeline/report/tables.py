@@ -44,7 +44,7 @@ OUR_LABELS = {"bicubic": "Bicubic", "psnr": "RRDB PSNR (L1)", "esrgan": "ESRGAN 
 VARIANT_COLUMNS = {"baseline": "Baseline", "featd": "w/ Feat-D", "tgd": "w/ TG-D", "full": "SFD-IQA"}
 
 NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not train (evaluate its public "
-                     "checkpoint by listing it under eval_sr.external)")
+                     "checkpoint by listing it under eval_sr.external, named after this column with '-public')")
 NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
 NO_REASON = "n/a in the metrics file, which gives no reason"
 TABLE5_REASON = ("not computed: this pipeline trains and evaluates x4 SR and IQA only; NAFNet deraining "
@@ -136,13 +136,13 @@ def _unique(values) -> list:
 
 
 def _norm(name: str) -> str:
-    """A name's letters and digits, lower case, before any parenthesis: 'Real-ESRGAN (public)' -> 'realesrgan'."""
-    return re.sub(r"[^a-z0-9]", "", name.split(" (")[0].lower())
+    """A name's letters and digits, lower case, without a trailing 'public': 'RealESRGAN-public' -> 'realesrgan'."""
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"[\W_]*public\W*$", "", name.lower()))
 
 
 def assign_columns(ours: list[str], paper: list[str], fixed: dict[str, str]) -> dict[str, str]:
     """Our name -> the paper's column or row it fills, one each. A name outside `fixed` that matches a paper
-    column (an external checkpoint such as 'ESRGAN (public)') comes first, as it is the very model the paper
+    column (an external checkpoint such as 'ESRGAN-public') comes first, as it is the very model the paper
     evaluated; then our runs fill their `fixed` counterparts where still free."""
     by_norm = {_norm(p): p for p in paper}
     taken: dict[str, str] = {}
