@@ -17,20 +17,40 @@ from PIL import Image
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def usual_mode(mode: int) -> int:
+    """`mode` (0o666 for files, 0o777 for folders) less the process umask: what open() or mkdir() would give.
+    mkstemp and mkdtemp make private 0600/0700 entries, which must not keep that mode once renamed into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The data reach the disk before the rename and the rename before return (fsync), so even after a power loss
+    `path` is either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; the result should read like any other written file
+    tmp.chmod(usual_mode(0o666))
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
+        if os.name == "posix":  # folders cannot be opened for fsync elsewhere
+            _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 

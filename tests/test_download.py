@@ -3,7 +3,9 @@ import copy
 import hashlib
 import http.server
 import io
+import os
 import re
+import stat
 import tarfile
 import threading
 import zipfile
@@ -11,7 +13,7 @@ import zipfile
 import pytest
 
 from pipeline.data import download
-from pipeline.data.download import ChecksumError, MissingSourceError, UnsafeArchiveError, fetch
+from pipeline.data.download import ChecksumError, MissingSourceError, UnpinnedChecksumError, UnsafeArchiveError, fetch
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, so a cut after 5000 bytes leaves a real partial file
 
@@ -207,6 +209,39 @@ def test_unpinned_checksum_is_refused_until_pinned(server, tmp_path):
     server.requests.clear()
     assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
     assert server.requests == []  # the refused download was kept
+
+
+def test_every_unpinned_file_of_a_dataset_is_listed_in_one_run(server, tmp_path):
+    archive, meta = make_zip({"IMGS/a.png": b"png"}), b"img_name,mos\na.png,3.5\n"
+    server.files["set.zip"], server.files["meta.csv"] = archive, meta
+    entry = dataset_entry(server.url("set.zip"), archive, "zip", {"S": "IMGS"})
+    entry["files"][0]["checksum"] = {"algorithm": "sha256", "value": None, "note": "none published"}
+    entry["files"].append({"urls": [server.url("meta.csv")], "size": None, "archive": "none",
+                           "checksum": {"algorithm": "sha256", "value": None, "note": "none published"}})
+    with pytest.raises(UnpinnedChecksumError) as err:
+        fetch("set", entry, tmp_path, progress=False)
+    assert sha256(archive) in str(err.value) and sha256(meta) in str(err.value)
+    assert not (tmp_path / "data/raw/set").exists()
+
+    for spec, data in zip(entry["files"], (archive, meta)):
+        spec["checksum"]["value"] = sha256(data)
+    server.requests.clear()
+    assert all_files(fetch("set", entry, tmp_path, progress=False)) == [".verified.json", "IMGS/a.png", "meta.csv"]
+    assert server.requests == []
+
+
+def test_dataset_folder_has_the_usual_mode_and_crash_leftovers_go(server, tmp_path):
+    server.files["set.zip"] = archive = make_zip({"IMGS/a.png": b"png"})
+    entry = dataset_entry(server.url("set.zip"), archive, "zip", {"S": "IMGS"})
+    leftover = tmp_path / "data/raw/.set.old-123"  # a crash between the two renames of a replacement
+    (leftover / "IMGS").mkdir(parents=True)
+    umask = os.umask(0o022)
+    try:
+        target = fetch("set", entry, tmp_path, progress=False)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # mkdtemp's private 0700 would hide the set from others
+    assert not leftover.exists()
 
 
 @pytest.mark.parametrize("kind, archive", [

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from pipeline.data.registry import provided_paths
-from pipeline.fileio import atomic_path, write_json
+from pipeline.fileio import atomic_path, usual_mode, write_json
 
 DOWNLOADS = "data/downloads"
 MARKER = ".verified.json"
@@ -48,6 +48,10 @@ class MissingSourceError(DownloadError):
 
 class ChecksumError(DownloadError):
     """A file's size or checksum does not match the registry, or the registry has no checksum to check."""
+
+
+class UnpinnedChecksumError(ChecksumError):
+    """The registry has no checksum for a file; the message gives the downloaded copy's, to pin if trusted."""
 
 
 class UnsafeArchiveError(DownloadError):
@@ -96,12 +100,21 @@ def _fetch_dataset(name: str, entry: dict, root: Path, target: Path, progress: b
             f"'{name}': {target} exists but was not made by the downloader (no {MARKER} inside), so it is "
             f"neither trusted nor overwritten. Move it away or delete it and run again; to use your own copy, "
             f"place the archive(s) in {_download_dir(root, name)}/ instead.")
-    locals_ = [_obtain(name, spec, _where(name, i), root, progress) for i, spec in enumerate(entry["files"])]
+    locals_, unpinned = [], []
+    for i, spec in enumerate(entry["files"]):
+        try:
+            locals_.append(_obtain(name, spec, _where(name, i), root, progress))
+        except UnpinnedChecksumError as e:  # fetch the other files too, so one run lists every pin to make
+            unpinned.append(str(e))
+    if unpinned:
+        raise UnpinnedChecksumError("\n".join(unpinned))
 
-    for stale in target.parent.glob(f".{target.name}.partial-*"):
-        shutil.rmtree(stale)  # left by a crash; hidden, so never mistaken for a finished folder
+    for pattern in (f".{target.name}.partial-*", f".{target.name}.old-*"):
+        for stale in target.parent.glob(pattern):
+            shutil.rmtree(stale)  # left by a crash; hidden, so never mistaken for a finished folder
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    tmp.chmod(usual_mode(0o777))
     try:
         for spec, local in zip(entry["files"], locals_):
             if spec["archive"] == "none":
@@ -240,7 +253,7 @@ def _verify(path: Path, spec: dict, where: str, delete_on_mismatch: bool) -> Non
     digests = _digests(path)
     algorithm, value = spec["checksum"]["algorithm"], spec["checksum"]["value"]
     if value is None:
-        raise ChecksumError(
+        raise UnpinnedChecksumError(
             f"{where}: no checksum is published for {path.name} ({spec['checksum']['note']}), so it is not "
             f"used unverified.\n  The copy at {path} has sha256 {digests['sha256']}.\n  If you trust it, pin "
             f"it in data/registry.yaml under {where}: set checksum to "
