@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from pipeline.checkpoint import load_state_dict
 from pipeline.data.iqa_sets import IQARow
-from pipeline.data.synthesize import to_tensor, to_uint8
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.correlation import correlations
 from pipeline.metrics.pyiqa_metrics import (
@@ -41,6 +40,7 @@ from pipeline.metrics.pyiqa_metrics import (
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import build_generator, upscale_image
+from pipeline.tensor_image import to_tensor, to_uint8
 from pipeline.trainer import default_device
 
 SETS, IQA_SETS, MODELS = Path("data/sets"), Path("data/iqa"), Path("models")

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -64,8 +65,9 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as an H x W x 3 uint8 RGB array (grey and RGBA are converted)."""
+def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
+    """Read an image (a path or an open binary file) as an H x W x 3 uint8 RGB array (grey and RGBA are
+    converted)."""
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 

@@ -187,3 +187,26 @@ def test_fused_step_skips_a_nan_batch_on_the_device(monkeypatch, variant):
             assert all(torch.equal(adam[name][i][k], state[k]) for k in state), (name, i)
     assert step.step(good, 3)["skipped"] == 0
     assert all(not torch.equal(before[k], v) for k, v in weights().items() if k.endswith("conv_first.weight"))
+
+
+def test_sfd_iqa_reuses_the_lpp_features_until_the_context_changes():
+    torch.manual_seed(0)
+    encoder = CLIPEncoder(TINY_ARCH, "none")
+    featd, lpp = FeatD(encoder.mid_channels, (16, 16, 8, 8)), LearnablePromptPairs(encoder, n_ctx=4)
+    model = SFDIQA(encoder, featd, lpp)
+    calls = []
+    lpp.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+
+    def uncached() -> torch.Tensor:  # a fresh model computes the LPP features anew
+        return SFDIQA(encoder, featd, lpp)(x)
+
+    first = model(x)
+    assert torch.equal(model(x), first) and len(calls) == 1
+    torch.testing.assert_close(first, uncached(), rtol=0, atol=0)
+    with torch.no_grad():
+        lpp.ctx.mul_(1.5)  # as an optimiser step changes it: in place
+    changed = model(x)
+    assert len(calls) == 3  # the first pass, the fresh model's, this one
+    torch.testing.assert_close(changed, uncached(), rtol=0, atol=0)
+    assert not torch.allclose(changed, first)

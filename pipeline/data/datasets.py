@@ -8,16 +8,13 @@ import torch
 from torch.utils.data import Dataset
 
 from pipeline.fileio import list_images, read_image
+from pipeline.tensor_image import to_tensor
 
 
 def augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """The same random horizontal flip and 90-degree rotation for every array (BasicSR's `augment`)."""
     flip, rot = rng.random() < 0.5, int(rng.integers(4))
     return [np.ascontiguousarray(np.rot90(a[:, ::-1] if flip else a, rot)) for a in arrays]
-
-
-def to_chw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255)
 
 
 class PairedPatches(Dataset):
@@ -49,8 +46,8 @@ class PairedPatches(Dataset):
         hr = hr[y * self.scale : y * self.scale + size, x * self.scale : x * self.scale + size]
         if self.lr_dir is None:
             (hr,) = augment([hr], rng)
-            return {"hr": to_chw(hr)}
+            return {"hr": to_tensor(hr)[0]}
         path = self.hr_paths[index]
         lr = read_image(path.parent.parent / self.lr_dir / path.name)[y : y + lsize, x : x + lsize]
         lr, hr = augment([lr, hr], rng)
-        return {"lr": to_chw(lr), "hr": to_chw(hr)}
+        return {"lr": to_tensor(lr)[0], "hr": to_tensor(hr)[0]}

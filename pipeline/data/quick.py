@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from pipeline.fileio import read_image, write_image
 
 
 def load_package_image(name: str) -> np.ndarray:
@@ -16,8 +17,8 @@ def load_package_image(name: str) -> np.ndarray:
     if "." in name:
         from matplotlib import cbook
 
-        with cbook.get_sample_data(name) as f, Image.open(f) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        with cbook.get_sample_data(name) as f:
+            return read_image(f)
     import skimage.data
 
     loader = getattr(skimage.data, name, None)
@@ -33,8 +34,6 @@ def load_package_image(name: str) -> np.ndarray:
 
 def build_quick_sets(sets: dict[str, list[str]], out_root: Path) -> dict[str, int]:
     """Write each set's images as `out_root/<set>/<name>.png`; a name may belong to one set only."""
-    from pipeline.fileio import write_image
-
     seen: dict[str, str] = {}
     for set_name, names in sets.items():
         for name in names:

@@ -16,13 +16,13 @@ import os
 import numpy as np
 import torch
 
-from pipeline.data.synthesize import to_tensor
 from pipeline.metrics.pyiqa_metrics import (
     NA,
     Y_CHANNEL,
     MetricUnavailable,
     create_metric,
 )
+from pipeline.tensor_image import to_tensor
 
 SR_METRICS = ("psnr", "ssim", "lpips", "dists", "niqe")
 PSNR_CAP = 80.0  # 10 log10(1 / 1e-8): pyiqa's PSNR of identical images
