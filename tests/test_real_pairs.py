@@ -62,8 +62,23 @@ def test_hr_smaller_than_scale_times_lr_is_an_error(tmp_path):
     _pair(folder / "Canon_001_HR.png", folder / "Canon_001_LR4.png", (5, 5))
     write_image(folder / "Canon_002_HR.png", np.zeros((20, 20, 3), np.uint8))
     write_image(folder / "Canon_002_LR4.png", np.zeros((20, 20, 3), np.uint8))  # RealSR V1/V2: LR at HR size
-    with pytest.raises(ValueError, match=r"1 HR images are smaller than 4 x their LR: \['Canon_002 \(HR 20x20"):
+    with pytest.raises(ValueError, match=r"1 pairs cannot be used: \['Canon_002: HR 20x20 is smaller than 4 x LR"):
         collect_real_pairs(tmp_path, None, tmp_path / "out")
+
+
+def test_centre_crop_keeps_lr_and_hr_aligned(tmp_path):
+    root = tmp_path / "Test_x4"
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    hr = np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)  # HR pixel (y, x) is LR pixel (y // 4, x // 4)
+    write_image(root / "test_HR" / "a_x1.png", np.pad(hr, ((0, 3), (0, 1), (0, 0))))  # a few spare HR rows/cols
+    write_image(root / "test_LR" / "a_x4.png", lr)
+    assert collect_real_pairs(root / "test_HR", root / "test_LR", tmp_path / "out", lr_crop=4) == 1
+    lr_out, hr_out = read_image(tmp_path / "out" / "LR_x4" / "a.png"), read_image(tmp_path / "out" / "HR" / "a.png")
+    np.testing.assert_array_equal(lr_out, lr[2:6, 4:8])  # (9 - 4) // 2, (12 - 4) // 2
+    np.testing.assert_array_equal(hr_out, hr[8:24, 16:32])
+    with pytest.raises(ValueError, match=r"a: LR 12x9 is smaller than the 10 px centre crop"):
+        collect_real_pairs(root / "test_HR", root / "test_LR", tmp_path / "out2", lr_crop=10)
 
 
 def test_same_folder_file_without_role_suffix_is_an_error(tmp_path):

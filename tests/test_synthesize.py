@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -5,9 +7,11 @@ import yaml
 from conftest import ROOT
 from pipeline.data.degradation import RealESRGANDegradation
 from pipeline.data.quick import build_quick_sets, load_package_image
-from pipeline.data.synthesize import (bicubic_down, cut_subimages, mod_crop, subimage_starts, write_classical_set,
-                                      write_realworld_set)
+from pipeline.data.registry import load_registry
+from pipeline.data.synthesize import (bicubic_down, cut_subimages, mod_crop, subimage_starts, synthesize,
+                                      write_classical_set, write_realworld_set)
 from pipeline.fileio import list_images, read_image, write_image
+from pipeline.params import for_profile
 
 
 def test_constant_image_stays_constant_and_size_is_exact():
@@ -65,3 +69,22 @@ def test_quick_sets_refuse_an_image_in_train_and_test(tmp_path):
 def test_quick_images_load_from_packages():
     assert load_package_image("moon").shape == (512, 512, 3)  # grey, replicated to RGB
     assert load_package_image("grace_hopper.jpg").shape == (600, 512, 3)
+
+
+def test_paper_profile_centre_crops_the_real_pairs(tmp_path, monkeypatch):
+    """The paper's synthesize config on a stand-in of DRealSR where the registry puts it: 128 px LR centre crops."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = {**for_profile(params["synthesize"], "paper"), "sr_sets": [], "train_sets": {}, "real_sets": {},
+           "real_pairs": ["DRealSR"], "iqa_sets": []}
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    lr = rng.integers(0, 256, (130, 140, 3), dtype=np.uint8)
+    write_image(Path("data/raw/DRealSR/Test_x4/test_LR/a_x4.png"), lr)
+    write_image(Path("data/raw/DRealSR/Test_x4/test_HR/a_x1.png"), np.repeat(np.repeat(lr, 4, 0), 4, 1))
+    counts = synthesize(cfg, 0, params["degradation"], load_registry(ROOT / "data/registry.yaml"), Path("sets"),
+                        Path("iqa"))
+    assert counts == {"DRealSR": 1}
+    lr_out, hr_out = read_image("sets/DRealSR/LR_x4/a.png"), read_image("sets/DRealSR/HR/a.png")
+    np.testing.assert_array_equal(lr_out, lr[1:129, 6:134])
+    assert hr_out.shape == (512, 512, 3)
+    np.testing.assert_array_equal(hr_out[::4, ::4], lr_out)

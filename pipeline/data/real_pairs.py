@@ -7,7 +7,9 @@ Layouts (both with LR at the real low resolution, a `scale` times smaller than H
 - DRealSR: separate folders, `Test_x4/test_HR/<name>_x1.png` and `Test_x4/test_LR/<name>_x4.png`.
 
 Pairs are matched by the file name without its role suffix (`_HR`, `_x1` for HR; `_LR4`, `_LR`, `_x4` for LR at
-scale 4). HR is cropped at the top-left to exactly `scale` x the LR size, so that SR output and HR align.
+scale 4). HR is cropped at the top-left to exactly `scale` x the LR size, so that SR output and HR align. With
+`lr_crop`, each pair is then centre-cropped to `lr_crop` x `lr_crop` LR pixels and the HR region they cover (the
+paper's "center-cropped" RealSR and DRealSR, following StableSR and SeeSR: LR 128, HR 512).
 """
 from __future__ import annotations
 
@@ -74,20 +76,28 @@ def find_real_pairs(hr_root: Path, lr_root: Path | None = None, scale: int = 4,
 
 
 def collect_real_pairs(hr_root: Path, lr_root: Path | None, out_dir: Path, scale: int = 4,
-                       pattern: str = "**/*") -> int:
-    """Write every pair as PNG: `out_dir/HR/<key>.png` (cropped to scale x LR) and `out_dir/LR_x<scale>/<key>.png`."""
+                       pattern: str = "**/*", lr_crop: int | None = None) -> int:
+    """Write every pair as PNG: `out_dir/HR/<key>.png` (cropped to scale x LR) and `out_dir/LR_x<scale>/<key>.png`,
+    both centre-cropped to `lr_crop` LR pixels (and scale x that HR pixels) if it is given."""
     pairs = find_real_pairs(hr_root, lr_root, scale, pattern)
-    too_small = []
+    problems = []
     for key, (hr_path, lr_path) in pairs.items():
         with Image.open(hr_path) as hr, Image.open(lr_path) as lr:
             if hr.width < scale * lr.width or hr.height < scale * lr.height:
-                too_small.append(f"{key} (HR {hr.width}x{hr.height}, LR {lr.width}x{lr.height})")
-    if too_small:
-        raise ValueError(f"{len(too_small)} HR images are smaller than {scale} x their LR: {too_small[:10]}")
+                problems.append(f"{key}: HR {hr.width}x{hr.height} is smaller than {scale} x LR "
+                                f"{lr.width}x{lr.height}")
+            elif lr_crop and min(lr.size) < lr_crop:
+                problems.append(f"{key}: LR {lr.width}x{lr.height} is smaller than the {lr_crop} px centre crop")
+    if problems:
+        raise ValueError(f"{len(problems)} pairs cannot be used: {problems[:10]}")
     out_dir = Path(out_dir)
     for key, (hr_path, lr_path) in pairs.items():
         lr = read_image(lr_path)
-        hr = read_image(hr_path)[: scale * lr.shape[0], : scale * lr.shape[1]]
+        top, left, h, w = 0, 0, *lr.shape[:2]
+        if lr_crop:
+            top, left, h, w = (h - lr_crop) // 2, (w - lr_crop) // 2, lr_crop, lr_crop
+            lr = lr[top : top + h, left : left + w]
+        hr = read_image(hr_path)[scale * top : scale * (top + h), scale * left : scale * (left + w)]
         write_image(out_dir / "HR" / f"{key}.png", hr)
         write_image(out_dir / f"LR_x{scale}" / f"{key}.png", lr)
     return len(pairs)

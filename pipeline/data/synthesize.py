@@ -145,7 +145,8 @@ def synthesize(cfg: dict, seed: int, degradation_cfg: dict, registry: dict, sets
         counts[name] = write_realworld_set(find_source(source, registry), sets_root / name, degrade, scale, seed)
     for name in cfg["real_pairs"]:
         src = find_source(name, registry)
-        counts[name] = collect_real_pairs(src["hr"], src.get("lr"), sets_root / name, scale, src.get("pattern", "**/*"))
+        counts[name] = collect_real_pairs(src["hr"], src.get("lr"), sets_root / name, scale, src.get("pattern", "**/*"),
+                                          cfg["real_pairs_lr_crop"])
     for name in cfg["iqa_sets"]:
         if name == "quick_distortions":
             src = find_source(cfg["distortions"]["source"], registry)

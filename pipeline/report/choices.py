@@ -48,6 +48,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("degradation.pool_size", "", "training-pair queue that mixes degradations across batches (Real-ESRGAN: 180)"),
     ("synthesize.real_sets", "", ("RealD2K is DIV2K valid degraded by the training pipeline with our seed; the "
                                   "paper's degraded images are not published")),
+    ("synthesize.real_pairs_lr_crop", "", ("RealSR and DRealSR are \"center-cropped following [62, 70]\": we read "
+                                            "that as StableSR's and SeeSR's LR 128 / HR 512 centre crops")),
     ("tsne.perplexity", "", "t-SNE perplexity; the paper gives no t-SNE settings"),
     (None, "pipeline/tsne.py", "Fig. 9's features are global-average-pooled per image or crop into one point"),
     ("seed", "", "one seed for data synthesis, initialisation and sampling"),
