@@ -9,7 +9,7 @@ from pipeline.data.degradation import RealESRGANDegradation
 from pipeline.data.quick import build_quick_sets, load_package_image
 from pipeline.data.registry import load_registry
 from pipeline.data.synthesize import (bicubic_down, cut_subimages, mod_crop, subimage_starts, synthesize,
-                                      write_classical_set, write_realworld_set)
+                                      write_classical_set, write_distortion_set, write_realworld_set)
 from pipeline.fileio import list_images, read_image, write_image
 from pipeline.params import for_profile
 
@@ -59,6 +59,21 @@ def test_realworld_set_is_deterministic_for_a_seed(tmp_path):
         outs.append(read_image(tmp_path / f"out{run}" / "LR_x4" / "a.png"))
     assert outs[0].shape == (32, 32, 3)
     assert (outs[0] == outs[1]).all() and not (outs[0] == outs[2]).all()
+
+
+def test_nested_sources_keep_their_images_and_an_empty_source_is_an_error(tmp_path):
+    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())["degradation"]
+    degrade = RealESRGANDegradation(cfg, scale=4)
+    write_image(tmp_path / "src" / "x" / "a.png", load_package_image("chelsea")[:96, :96])
+    write_image(tmp_path / "src" / "y" / "a.png", load_package_image("chelsea")[96:192, :96])
+    assert write_realworld_set(tmp_path / "src", tmp_path / "rw", degrade, 4, 0) == 2
+    assert [p.name for p in list_images(tmp_path / "rw" / "LR_x4")] == ["x_a.png", "y_a.png"]
+    assert write_distortion_set(tmp_path / "src", tmp_path / "iqa", {"jpeg": [90, 30]}, degrade, 0) == 4
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    for write in (lambda: write_classical_set(tmp_path / "empty", tmp_path / "c", 4),
+                  lambda: write_realworld_set(tmp_path / "empty", tmp_path / "r", degrade, 4, 0)):
+        with pytest.raises(FileNotFoundError, match="no images under"):
+            write()
 
 
 def test_quick_sets_refuse_an_image_in_train_and_test(tmp_path):

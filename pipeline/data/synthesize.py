@@ -28,12 +28,21 @@ def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
     return to_uint8(imresize(to_tensor(hr), scale=1 / scale))
 
 
-def write_classical_set(src: Path, out: Path, scale: int) -> int:
-    """HR (mod-cropped) and bicubic LR_x4 pairs for every image under `src` (subfolders join the name)."""
+def source_images(src: Path) -> list[tuple[Path, str]]:
+    """(path, output stem) of every image under `src`, subfolders too (their names join the stem with '_');
+    a source without images is an error rather than an empty set."""
     images = list_images(src, recursive=True)
-    for path in tqdm(images, desc=f"bicubic pairs {out.name}", unit="img"):
+    if not images:
+        raise FileNotFoundError(f"no images under {src}")
+    return [(path, "_".join(path.relative_to(src).with_suffix("").parts)) for path in images]
+
+
+def write_classical_set(src: Path, out: Path, scale: int) -> int:
+    """HR (mod-cropped) and bicubic LR_x4 pairs for every image under `src`."""
+    images = source_images(src)
+    for path, stem in tqdm(images, desc=f"bicubic pairs {out.name}", unit="img"):
         hr = mod_crop(read_image(path), scale)
-        name = "_".join(path.relative_to(src).with_suffix(".png").parts)
+        name = f"{stem}.png"
         write_image(out / "HR" / name, hr)
         write_image(out / f"LR_x{scale}" / name, bicubic_down(hr, scale))
     return len(images)
@@ -69,14 +78,14 @@ def cut_subimages(set_dir: Path, size: int, step: int, scale: int) -> int:
 
 def write_realworld_set(src: Path, out: Path, degrade, scale: int, seed: int) -> int:
     """HR (mod-cropped) and LR made by the real-world degradation, one generator seed per image index."""
-    images = list_images(src)
-    for index, path in enumerate(tqdm(images, desc=f"real-world pairs {out.name}", unit="img")):
+    images = source_images(src)
+    for index, (path, stem) in enumerate(tqdm(images, desc=f"real-world pairs {out.name}", unit="img")):
         hr = mod_crop(read_image(path), scale)
         generator = torch.Generator().manual_seed(seed * 100_003 + index)
         with torch.no_grad():
             lr = degrade(to_tensor(hr), generator)
-        write_image(out / "HR" / f"{path.stem}.png", hr)
-        write_image(out / f"LR_x{scale}" / f"{path.stem}.png", to_uint8(lr))
+        write_image(out / "HR" / f"{stem}.png", hr)
+        write_image(out / f"LR_x{scale}" / f"{stem}.png", to_uint8(lr))
     return len(images)
 
 
@@ -100,15 +109,15 @@ def write_distortion_set(src: Path, out: Path, levels: dict, degrade, seed: int)
         "realworld": realworld,
     }
     rows = []
-    images = list_images(src)
-    for index, path in enumerate(tqdm(images, desc=f"distortions {out.name}", unit="img")):
+    images = source_images(src)
+    for index, (path, stem) in enumerate(tqdm(images, desc=f"distortions {out.name}", unit="img")):
         x = to_tensor(read_image(path))
         for kind, values in levels.items():
             for level, value in enumerate(values, start=1):
                 generator = torch.Generator().manual_seed(seed * 100_003 + index * 1_000 + level)
                 with torch.no_grad():
                     y = distort[kind](x, value, generator)
-                name = f"{path.stem}_{kind}_{level}.png"
+                name = f"{stem}_{kind}_{level}.png"
                 write_image(out / "images" / name, to_uint8(y))
                 rows.append(IQARow(name, float(len(values) + 1 - level), kind))
     write_scores(out / "scores.csv", rows)
