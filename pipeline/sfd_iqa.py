@@ -10,7 +10,8 @@ pixels, the map mean is computed on `tile` x `tile` tiles, each run through the 
 Feat-D with `tile_margin` extra pixels of context on every side that are cut from its map again, and F_out comes
 from the image resized (bicubic, antialiased) to fit `max_pixels` with its aspect ratio kept. Tiles start on
 multiples of 32, so their maps align with the whole-image map; where the margin covers the receptive field the
-tiled mean equals the whole-image one.
+tiled mean equals the whole-image one: exactly for sides that are multiples of 16, while at some other sizes
+Feat-D's upsamplings to the skip feature's size are not exactly x2 and the means differ slightly (5e-4 measured).
 
 An SFD-IQA checkpoint is one safetensors file with Feat-D's and the LPP's weights (keys `featd.*`, `lpp.*`) and
 metadata naming the CLIP model they were trained on (`clip_arch`, `clip_weights`), `featd_widths`, `n_ctx`,
@@ -167,6 +168,10 @@ def load_sfd_iqa(path: str | os.PathLike, clip_weights: str | None = None, **sfd
             raise ValueError("featd_widths needs 4 values and class_texts 2")
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete or invalid SFD-IQA metadata ({type(e).__name__}: {e})") from None
+    if not clip_weights and weights not in ("openai", "none") and not os.path.isfile(weights):
+        raise CheckpointError(f"the CLIP weights file that the SFD-IQA checkpoint {path} names is not found: {weights} "
+                              f"(a relative path is relative to the current directory, {os.getcwd()}); "
+                              f"`python -m pipeline.iqa --clip-weights FILE` overrides it")
     encoder = CLIPEncoder(arch, weights)
     featd = FeatD(encoder.mid_channels, widths)
     lpp = LearnablePromptPairs(encoder, n_ctx, class_texts)

@@ -4,6 +4,7 @@ import pathlib
 import pytest
 import torch
 import torch.nn.functional as F
+from kornia.models.rrdbnet import RRDBNet as KorniaRRDBNet
 
 from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basicsr, is_esrgan_layout,
                                     rrdbnet_config_from_state)
@@ -194,6 +195,41 @@ def test_build_generator_infers_sizes(tiny_rrdb, tiny_swinir, tmp_path):
     x = lr_batch(8, 12)
     with torch.no_grad():
         assert torch.equal(net(x), tiny_swinir(x))
+
+
+@pytest.mark.parametrize("scale", [2, 1])
+def test_rrdbnet_x2_x1_checkpoints_are_refused_by_name(scale):
+    """BasicSR's x2/x1 RRDBNets pixel-unshuffle their input: read as x4 they would load and crash when run."""
+    state = KorniaRRDBNet(3, 3, scale=scale, **TINY_RRDB).state_dict()
+    with pytest.raises(CheckpointError, match=f"x{scale} RRDBNet checkpoint .* not supported, only x4"):
+        build_generator(state)
+
+
+def with_upsampler(state: dict, convs: dict[str, int]) -> dict:
+    """`state` with its upsampler swapped for the convs in `convs` (module name -> output channels; zeros): the
+    module names of SwinIR's other upsampler options, and x3's one conv for PixelShuffle(3)."""
+    body = {k: v for k, v in state.items() if not k.startswith(("conv_before_upsample.", "upsample.", "conv_last."))}
+    return body | {f"{name}.weight": torch.zeros(out_ch, 8, 3, 3) for name, out_ch in convs.items()}
+
+
+@pytest.mark.parametrize("convs, message", [  # num_feat is 8
+    ({"conv_before_upsample.0": 8, "upsample.0": 9 * 8, "conv_last": 3},
+     r"SwinIR x3 \(pixel shuffle by 3\) is not supported, only scales that are powers of 2"),
+    ({"conv_before_upsample.0": 8, "conv_up1": 8, "conv_up2": 8, "conv_hr": 8, "conv_last": 3},
+     r"SwinIR with upsampler 'nearest\+conv' \(real-world SR\) is not supported"),
+    ({"upsample.0": 4 * 4 * 3}, r"SwinIR with upsampler 'pixelshuffledirect' \(lightweight SR\) is not supported"),
+    ({"conv_last": 3}, r"SwinIR with upsampler 'none' \(x1: denoising, JPEG artefact removal\) is not supported"),
+])
+def test_swinir_other_upsamplers_and_x3_are_refused_by_name(tiny_swinir, convs, message):
+    with pytest.raises(CheckpointError, match=message):
+        build_generator(with_upsampler(tiny_swinir.state_dict(), convs))
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_swinir_power_of_2_scales_load(scale):
+    torch.manual_seed(0)
+    net = build_generator(SwinIR(**TINY_SWINIR, upscale=scale).state_dict())
+    assert net.scale == scale and net(lr_batch(8, 12)).shape == (1, 3, 8 * scale, 12 * scale)
 
 
 def test_vgg_discriminator_shapes():

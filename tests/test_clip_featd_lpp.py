@@ -99,6 +99,14 @@ def test_local_weights_file_and_errors(encoder, tmp_path):
         CLIPEncoder(TINY_ARCH, "openai")
 
 
+@pytest.mark.parametrize("arch, message", [("foo", "unknown CLIP model 'foo'"),
+                                           ("ViT-B-32", "'ViT-B-32' has no ModifiedResNet image tower")])
+def test_unusable_clip_model_is_a_value_error_naming_choices(arch, message):
+    with pytest.raises(ValueError, match=message) as err:
+        CLIPEncoder(arch, "none")
+    assert "RN50-quickgelu" in str(err.value) and TINY_ARCH in str(err.value)
+
+
 def test_openai_download_failure_is_a_clear_error(monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("no network")

@@ -1,4 +1,5 @@
 """SFD-IQA, Eq. 8-10, its Table 4 variants, tiling and its checkpoint (tiny CLIP, random weights)."""
+import copy
 import json
 
 import pytest
@@ -79,8 +80,37 @@ def test_tiles_give_the_whole_image_map_mean(parts):
     small = resize_to_budget(x, 48 * 48)
     assert small.shape[-2] * small.shape[-1] <= 48 * 48 and small.shape[-2] > small.shape[-1]
     assert tiled["s_o"].item() == pytest.approx(SFDIQA(*parts).parts(small)["s_o"].item(), rel=1e-4, abs=1e-7)
-    coarse = SFDIQA(*parts, max_pixels=48 * 48, tile=32, tile_margin=32).parts(x)["map_mean"].item()
-    assert coarse == pytest.approx(whole["map_mean"].item(), abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def sharp_featd(parts):
+    """Feat-D with its head scaled and centred so that its sigmoid map varies strongly (std ~0.2; at init ~0.001,
+    where any slice of the map has nearly the same mean)."""
+    encoder, featd, _ = parts
+    sharp = copy.deepcopy(featd).eval()  # eval: spectral norm's power iteration would change the weights per call
+    with torch.no_grad():
+        logits = sharp(*encoder(image(1, 3, 160, 224, seed=1), with_output=False)[:3])
+        k = 3 / logits.std()
+        sharp.head.weight.mul_(k)
+        sharp.head.bias.mul_(k).sub_(k * logits.mean())
+    return sharp
+
+
+@pytest.mark.parametrize("tile, margin, tolerance", [
+    (64, 64, 1e-6),  # the margin covers the reach of CLIP's layer3 + Feat-D: the whole-image mean, up to rounding
+    (32, 32, 1e-4),  # just short of the reach: close (3e-5 measured); a core slice one map row off moves it 6e-3
+])
+def test_tiled_map_mean_matches_the_whole_image_with_real_margins(parts, sharp_featd, tile, margin, tolerance):
+    """Tiles smaller than the image, with margins cut off again: interior, border and partial tiles (160 x 224 is
+    a multiple of 32, so the whole image's maps fall on the same grid as the tiles', but not of 64)."""
+    encoder, _, lpp = parts
+    x = image(1, 3, 160, 224, seed=1)
+    with torch.no_grad():
+        whole_map = torch.sigmoid(sharp_featd(*encoder(x, with_output=False)[:3]))
+    assert whole_map.std() > 0.1
+    tiled = SFDIQA(encoder, sharp_featd, lpp, max_pixels=32 * 32, tile=tile, tile_margin=margin)
+    got = tiled.parts(x, need_lp=False)["map_mean"].item()
+    assert got == pytest.approx(whole_map.mean().item(), abs=tolerance)
 
 
 def test_baseline_needs_no_trained_parts(parts):
@@ -131,3 +161,18 @@ def test_checkpoint_errors(parts, tmp_path):
     (tmp_path / "text.pth").write_text("not weights")
     with pytest.raises(CheckpointError, match="not a weights-only checkpoint"):
         load_sfd_iqa(tmp_path / "text.pth")
+
+
+def test_missing_clip_file_named_by_the_checkpoint(parts, tmp_path, monkeypatch):
+    encoder, featd, lpp = parts
+    path = tmp_path / "sfd_iqa.safetensors"
+    save_sfd_iqa(path, encoder, featd, lpp, prompt_logit_scale=100.0)
+    state, meta = load_state_dict(path)
+    save_state_dict(path, state, {**meta, "clip_weights": "data/weights/clip/clip_tiny.safetensors"})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        load_sfd_iqa(path)
+    message = str(err.value)
+    assert "CLIP weights file" in message and "data/weights/clip/clip_tiny.safetensors" in message
+    assert "relative to the current directory" in message and "--clip-weights" in message
+    assert load_sfd_iqa(path, clip_weights="none").encoder.random_weights  # the override needs no such file

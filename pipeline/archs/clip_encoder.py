@@ -56,6 +56,12 @@ def _quiet_random_init_warning():
 
 def build_clip_model(arch: str, weights: str) -> tuple[nn.Module, str]:
     """The open_clip model for `arch` with `weights` ('openai', 'none' or a file path) and a description of them."""
+    choices = f"an open_clip model with a ModifiedResNet image tower, e.g. {PAPER_ARCH} (the paper's) or {TINY_ARCH}"
+    if arch not in open_clip.list_models():
+        raise ValueError(f"unknown CLIP model {arch!r}; use {choices}")
+    if not isinstance(open_clip.get_model_config(arch)["vision_cfg"].get("layers"), (list, tuple)):
+        raise ValueError(f"CLIP model {arch!r} has no ModifiedResNet image tower (SFD takes its middle features from "
+                         f"one); use {choices}")
     if weights == "openai":
         if arch != PAPER_ARCH:
             raise ValueError(f"CLIP weights 'openai' exist only for {PAPER_ARCH}, not {arch}")

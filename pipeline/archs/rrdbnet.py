@@ -56,15 +56,22 @@ def basicsr_to_esrgan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def rrdbnet_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, int]:
-    """RRDBNet constructor arguments read off the tensor shapes of a BasicSR-layout state dict."""
+    """RRDBNet constructor arguments read off the tensor shapes of a BasicSR-layout state dict (x4 only)."""
     needed = ("conv_first.weight", "conv_last.weight", "body.0.rdb1.conv1.weight")
     absent = [k for k in needed if k not in state]
     if absent:
         raise CheckpointError(f"not an RRDBNet state dict: missing keys {', '.join(absent)}")
+    num_in_ch, num_out_ch = state["conv_first.weight"].shape[1], state["conv_last.weight"].shape[0]
+    # BasicSR's x2 and x1 RRDBNets pixel-unshuffle the input (by 2 or 4) before conv_first; their state dicts differ
+    # from an x4 net's only in conv_first's input channels
+    scale = {4 * num_out_ch: 2, 16 * num_out_ch: 1}.get(num_in_ch, 4)
+    if scale != 4:
+        raise CheckpointError(f"an x{scale} RRDBNet checkpoint (conv_first takes {num_in_ch} pixel-unshuffled "
+                              f"channels): scale x{scale} is not supported, only x4")
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
     return {
-        "num_in_ch": state["conv_first.weight"].shape[1],
-        "num_out_ch": state["conv_last.weight"].shape[0],
+        "num_in_ch": num_in_ch,
+        "num_out_ch": num_out_ch,
         "num_feat": state["conv_first.weight"].shape[0],
         "num_block": max(blocks) + 1,
         "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0],

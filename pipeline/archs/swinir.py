@@ -17,6 +17,9 @@ from torch import nn
 from pipeline.checkpoint import CheckpointError
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # SwinIR subtracts it from the input and adds it back to the output
+# SwinIR's other `upsampler` options, which this port does not build
+OTHER_UPSAMPLERS = {"nearest+conv": "real-world SR", "pixelshuffledirect": "lightweight SR",
+                    "": "x1: denoising, JPEG artefact removal"}
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -234,18 +237,38 @@ class SwinIR(nn.Module):
         return x[:, :, :h * self.scale, :w * self.scale]
 
 
+def upsampler_of(state: dict[str, torch.Tensor]) -> str:
+    """SwinIR's `upsampler` option that a public-layout state dict was built with, read off its module names."""
+    if "conv_up1.weight" in state:
+        return "nearest+conv"
+    if "conv_before_upsample.0.weight" in state:
+        return "pixelshuffle"
+    return "pixelshuffledirect" if "upsample.0.weight" in state else ""
+
+
 def swinir_config_from_state(state: dict[str, torch.Tensor]) -> dict:
     """SwinIR constructor arguments read off the tensor shapes of a state dict in the public layout.
 
     Everything is inferable except `img_range` (1.0, as in all classical-SR checkpoints) and, when no block is
     shifted (every depth 1), `img_size` (64).
     """
+    upsampler = upsampler_of(state)
+    if upsampler != "pixelshuffle":
+        raise CheckpointError(f"SwinIR with upsampler {upsampler or 'none'!r} ({OTHER_UPSAMPLERS[upsampler]}) is not "
+                              f"supported, only classical SR's 'pixelshuffle'")
     needed = ("conv_first.weight", "conv_before_upsample.0.weight", "upsample.0.weight",
               "layers.0.residual_group.blocks.0.attn.relative_position_bias_table",
               "layers.0.residual_group.blocks.0.mlp.fc1.weight")
     absent = [k for k in needed if k not in state]
     if absent:
         raise CheckpointError(f"not a SwinIR state dict: missing keys {', '.join(absent)}")
+    num_feat = state["conv_before_upsample.0.weight"].shape[0]
+    upsample_convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
+    # each conv feeds a PixelShuffle(r), so it has r * r * num_feat outputs: r = 2 for x2, x4, x8; one r = 3 for x3
+    shuffles = [math.isqrt(state[k].shape[0] // num_feat) for k in upsample_convs]
+    if set(shuffles) != {2}:
+        raise CheckpointError(f"SwinIR x{math.prod(shuffles)} (pixel shuffle by {shuffles[0]}) is not supported, only "
+                              f"scales that are powers of 2")
     blocks: dict[int, int] = {}
     for key in state:
         if m := re.match(r"layers\.(\d+)\.residual_group\.blocks\.(\d+)\.", key):
@@ -259,7 +282,6 @@ def swinir_config_from_state(state: dict[str, torch.Tensor]) -> dict:
     embed_dim = state["conv_first.weight"].shape[0]
     masks = [v for k, v in state.items() if k.endswith(".attn_mask")]
     img_size = window_size * math.isqrt(masks[0].shape[0]) if masks else 64
-    upsample_convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
     return {
         "img_size": img_size,
         "in_chans": state["conv_first.weight"].shape[1],
@@ -269,5 +291,5 @@ def swinir_config_from_state(state: dict[str, torch.Tensor]) -> dict:
         "window_size": window_size,
         "mlp_ratio": state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
         "upscale": 2 ** len(upsample_convs),
-        "num_feat": state["conv_before_upsample.0.weight"].shape[0],
+        "num_feat": num_feat,
     }
