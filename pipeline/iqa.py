@@ -10,8 +10,9 @@ were trained on. Without it only `--variant baseline` exists: CLIP with the fixe
 downloads them, or reads its Hugging Face cache) or a local file. The variant defaults to `full` with
 `--weights` and to `baseline` without. Scores lie in [0, 1], higher is better.
 
-Writes a CSV `image,score` (image = file name), atomically. Files of a folder that are not readable images are
-skipped and named in one warning. Problems with the arguments print one `error:` line and exit with code 2.
+Writes a CSV `image,score` (image = file name), atomically. Files of a folder that are not readable images, and
+images with a side under 32 px (too small for CLIP), are skipped and named in one warning each. Problems with the
+arguments print one `error:` line and exit with code 2.
 """
 from __future__ import annotations
 
@@ -72,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message.splitlines()[0]}", file=sys.stderr)
         return 2
 
-    source = Path(args.input)
+    source, output = Path(args.input), Path(args.output)
     if not source.exists():
         return fail(f"input not found: {source}")
+    if output.is_dir():
+        return fail(f"--output {output} is a folder; give the path of the CSV file to write")
     paths = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
     if not paths:
         return fail(f"no files in {source}")
@@ -89,30 +92,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: CLIP has random weights ({model.encoder.weights_description}): the scores test the code, they "
               f"do not measure quality", file=sys.stderr)
 
-    rows, skipped = [], []
+    rows, unreadable, too_small = [], [], []
     for path in tqdm(paths, desc="SFD-IQA", unit="img"):
         try:
             img = read_image(path)
         except (OSError, ValueError, Image.DecompressionBombError):  # PIL's UnidentifiedImageError is an OSError
-            skipped.append(path.name)
+            unreadable.append(path.name)
             continue
         if min(img.shape[:2]) < MIN_SIZE:
-            skipped.append(f"{path.name} (under {MIN_SIZE} px)")
+            too_small.append(path.name)
             continue
         x = to_tensor(img, args.device)
         with torch.inference_mode():
             rows.append((path.name, model(x, variant).item()))
-    if skipped:
-        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {', '.join(skipped)}",
+    if unreadable:
+        print(f"warning: skipped {len(unreadable)} file(s) that are not readable images: {', '.join(unreadable)}",
+              file=sys.stderr)
+    if too_small:
+        print(f"warning: skipped {len(too_small)} image(s) too small (under {MIN_SIZE} px): {', '.join(too_small)}",
               file=sys.stderr)
     if not rows:
+        if too_small:
+            return fail(f"no image in {source} can be scored: {len(too_small)} too small (under {MIN_SIZE} px), "
+                        f"{len(unreadable)} not readable")
         return fail(f"no readable images in {source}")
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("image", "score"))
     writer.writerows((name, f"{score:.6f}") for name, score in rows)
-    write_text(args.output, buf.getvalue())
+    write_text(output, buf.getvalue())
     return 0
 
 

@@ -3,12 +3,12 @@
     python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
                           [--device cpu|cuda]
 
-The network and its sizes are read off the checkpoint (RRDBNet in BasicSR or ESRGAN key names, with or without a
-`params`/`params_ema` wrapper; SwinIR in its public layout), so no size flags are needed. Outputs are PNGs named
-after the input stems. `--tile N` runs the network on N x N LR tiles, each with M extra pixels of context on
-every side that are cut away again: memory stays bounded, and the result equals the whole-image one wherever the
-overlap covers the network's receptive field (for SwinIR, whose windows follow the tile origin, it is close but
-not identical).
+The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR or ESRGAN key names, with or without
+a `params`/`params_ema` wrapper; classical-SR SwinIR x2/x4/x8 in its public layout), so no size flags are needed.
+Outputs are PNGs named after the input stems (inputs that share a stem are refused). `--tile N` runs the network
+on N x N LR tiles, each with M extra pixels of context on every side that are cut away again: memory stays
+bounded, and the result equals the whole-image one wherever the overlap covers the network's receptive field (for
+SwinIR, whose windows follow the tile origin, it is close but not identical).
 """
 from __future__ import annotations
 
@@ -116,8 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     paths = list_images(source) if source.is_dir() else [source]
     if not paths:
         return fail(f"no images in {source}")
+    if out_dir.exists() and not out_dir.is_dir():
+        return fail(f"--output {out_dir} is a file; give a folder for the PNG outputs")
     if out_dir.exists() and out_dir.resolve() == paths[0].parent.resolve():
         return fail("the output folder must differ from the input folder (outputs would replace inputs)")
+    by_stem: dict[str, list[str]] = {}
+    for path in paths:
+        by_stem.setdefault(path.stem, []).append(path.name)
+    clashes = [f"{' and '.join(names)} -> {stem}.png" for stem, names in by_stem.items() if len(names) > 1]
+    if clashes:
+        return fail(f"inputs with the same stem would write the same output: {'; '.join(clashes)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         return fail("--device cuda requested but CUDA is not available")
     try:

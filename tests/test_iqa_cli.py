@@ -1,5 +1,6 @@
 """`python -m pipeline.iqa` end to end on small images with a random-weight tiny-CLIP checkpoint."""
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline import iqa
 from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
 from pipeline.archs.featd import FeatD
 from pipeline.archs.lpp import LearnablePromptPairs
@@ -82,6 +84,9 @@ def test_single_file_variant_and_baseline_without_weights(setup):
     ("does_not_fit", "does not fit"),
     ("full_without_weights", "needs --weights"),
     ("no_images", "no readable images"),
+    ("only_small_images", "1 too small (under 32 px), 1 not readable"),
+    ("unknown_clip_arch", "unknown CLIP model 'foo'"),
+    ("missing_clip_file", "CLIP weights file that the SFD-IQA checkpoint"),
 ])
 def test_errors_exit_2_with_one_line(setup, tmp_path, capsys, case, message):
     _, images, weights = setup
@@ -103,12 +108,44 @@ def test_errors_exit_2_with_one_line(setup, tmp_path, capsys, case, message):
     elif case == "full_without_weights":
         del args["--weights"]
         args["--variant"] = "full"
-    elif case == "no_images":
+    elif case in ("no_images", "only_small_images"):
         (tmp_path / "docs").mkdir()
         (tmp_path / "docs" / "readme.txt").write_text("text")
+        if case == "only_small_images":
+            write_image(tmp_path / "docs" / "icon.png", np.zeros((31, 64, 3), np.uint8))
         args["--input"] = str(tmp_path / "docs")
+    elif case == "unknown_clip_arch":
+        del args["--weights"]
+        args.update({"--clip-arch": "foo", "--clip-weights": "none"})
+    elif case == "missing_clip_file":
+        args["--weights"] = str(tmp_path / "relative_clip.safetensors")
+        state, meta = load_state_dict(weights)
+        save_state_dict(args["--weights"], state, {**meta, "clip_weights": "data/weights/clip/absent.safetensors"})
     argv = [item for pair in args.items() for item in pair] + ["--device", "cpu"]
     assert main(argv) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0]
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_small_images_are_skipped_apart_from_unreadable_files(setup, tmp_path, capsys):
+    _, images, weights = setup
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("b.png", "notes.txt"):
+        shutil.copy(images / name, folder / name)
+    write_image(folder / "icon.png", np.zeros((20, 40, 3), np.uint8))
+    out = tmp_path / "scores.csv"
+    assert main(["--input", str(folder), "--output", str(out), "--weights", str(weights), "--device", "cpu"]) == 0
+    assert [r["image"] for r in read_rows(out)] == ["b.png"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: skipped 1 file(s) that are not readable images: notes.txt",
+                        "warning: skipped 1 image(s) too small (under 32 px): icon.png"]
+
+
+def test_output_folder_is_refused_before_the_model_is_built(setup, tmp_path, capsys, monkeypatch):
+    _, images, weights = setup
+    monkeypatch.setattr(iqa, "build_model", lambda *args: pytest.fail("the model was built"))
+    assert main(["--input", str(images), "--output", str(tmp_path), "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --output {tmp_path} is a folder; give the path of the CSV file to write\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from kornia.models.rrdbnet import RRDBNet as KorniaRRDBNet
 from PIL import Image
 from skimage import data
 
@@ -110,12 +111,15 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, weights, lr_dir, capsys):
     torch.save({"model": _Payload()}, pickled)
     other = tmp_path / "other.safetensors"
     save_state_dict(other, {"head.weight": torch.zeros(4, 4)})
+    x2 = tmp_path / "RRDB_x2.safetensors"
+    save_state_dict(x2, KorniaRRDBNet(3, 3, scale=2, **TINY).state_dict())
     cases = [
         ((weights, tmp_path / "nothing_here"), "input not found"),
         ((tmp_path / "missing.safetensors", lr_dir), "weights file not found"),
         ((text_file, lr_dir), "not a weights-only checkpoint"),
         ((pickled, lr_dir), "not a weights-only checkpoint"),
         ((other, lr_dir), "unexpected keys (1: head.weight)"),
+        ((x2, lr_dir), "scale x2 is not supported, only x4"),
     ]
     for (w, source), expected in cases:
         code, err = run_main(capsys, "--weights", w, "--input", source, "--output", tmp_path / "out",
@@ -129,6 +133,17 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, weights, lr_dir, capsys):
 def test_output_folder_must_differ_from_input(lr_dir, weights, capsys):
     code, err = run_main(capsys, "--weights", weights, "--input", lr_dir, "--output", lr_dir)
     assert code == 2 and "must differ" in err
+
+
+def test_output_file_and_inputs_sharing_a_stem_are_refused_before_running(tmp_path, weights, lr_dir, capsys):
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"")
+    code, err = run_main(capsys, "--weights", weights, "--input", lr_dir, "--output", taken)
+    assert code == 2 and err == f"error: --output {taken} is a file; give a folder for the PNG outputs\n"
+    write_image(lr_dir / "chelsea.jpg", read_image(lr_dir / "chelsea.png"))
+    code, err = run_main(capsys, "--weights", weights, "--input", lr_dir, "--output", tmp_path / "out")
+    assert code == 2 and "same output: chelsea.jpg and chelsea.png -> chelsea.png" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_build_generator_from_cli_weights_is_eval(weights):
