@@ -191,11 +191,6 @@ class PSNRStep(Step):
         return self.finish({"l1": loss.detach()}, skip)
 
 
-def set_requires_grad(net: nn.Module, flag: bool) -> None:
-    for p in net.parameters():
-        p.requires_grad_(flag)
-
-
 class GANStep(Step):
     """Stage 2: Eq. 7 for the generator, then the discriminators' losses (Eq. 1 and 5, or the image GAN)."""
 
@@ -247,7 +242,7 @@ class GANStep(Step):
             lr, hr, target = self.make_pair(batch, iteration)
         frozen = [net for net in (self.featd, self.image_d) if net is not None]
         for net in frozen:
-            set_requires_grad(net, False)
+            net.requires_grad_(False)
         with self.autocast(), record_function("g_forward"):
             sr = self.g(lr)
             sr_feats = self.encoder(sr, with_output=bool(self.lpp)) if self.encoder else None
@@ -264,7 +259,7 @@ class GANStep(Step):
         with record_function("g_optimizer"):
             self.update(["g"], skip)
         for net in frozen:
-            set_requires_grad(net, True)
+            net.requires_grad_(True)
 
         logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
         with self.autocast(), record_function("d_forward"):
