@@ -161,13 +161,14 @@ class Step:
 
     def finish(self, losses: dict[str, torch.Tensor], skip: torch.Tensor) -> dict:
         """The step's logs, still on the device (trainer.to_host reads them): the losses, `skipped` (1.0 if a
-        non-finite loss skipped an update) and the generator's learning rate. The schedulers count every
-        iteration, skipped or not, as BasicSR's do."""
+        non-finite loss skipped an update) and the generator's learning rate in this step. The schedulers count
+        every iteration, skipped or not, as BasicSR's do."""
+        lr = self.optims["g"].param_groups[0]["lr"]  # before the schedulers set the next iteration's
         for sched in self.scheds.values():
             sched.step()
         # copied into one new tensor: CUDA graphs may overwrite their outputs in the next iteration
         values = torch.stack([v.detach().float().reshape(()) for v in losses.values()] + [skip])
-        return {**dict(zip([*losses, "skipped"], values.unbind())), "lr": self.optims["g"].param_groups[0]["lr"]}
+        return {**dict(zip([*losses, "skipped"], values.unbind())), "lr": lr}
 
 
 class PSNRStep(Step):

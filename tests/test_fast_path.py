@@ -156,6 +156,13 @@ def test_logs_are_the_loss_values():
     assert to_host(logs) == {"a": 1.5, "b": -2.25, "skipped": 1.0, "lr": CFG["lr"]}
 
 
+def test_the_logged_lr_is_the_one_the_step_used():
+    """MultiStepLR halves the lr after the 2nd step: the 2nd step still ran at the initial lr."""
+    step = build("psnr", fast=False, milestones=[2])
+    logged = [to_host(step.step(batch, i))["lr"] for i, batch in enumerate(batches() * 2, start=1)]
+    assert logged == [CFG["lr"], CFG["lr"], CFG["lr"] / 2, CFG["lr"] / 2]
+
+
 def host_read(*args, **kwargs):
     raise AssertionError("the step read a device value on the host")
 
