@@ -37,12 +37,18 @@ from pipeline.losses import loss_d_fea, loss_d_tg, loss_g_fea, loss_total, promp
 # The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
 ADVERSARIAL_WEIGHTS = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}
 VARIANTS = tuple(ADVERSARIAL_WEIGHTS)
+TRAINED_BY = {"lambda3": "Feat-D", "lambda4": "TG-D"}
 
 
 def variant_lambdas(variant: str, lambdas: dict) -> dict:
-    """Eq. 7's weights for a variant: the adversarial terms it does not have are 0 (and so never computed)."""
+    """Eq. 7's weights for a variant: the adversarial terms it does not have are 0 (and so never computed); its
+    own must be > 0, or its discriminator would train without a generator term (and the real-world run export no
+    SFD-IQA)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}, expected one of {VARIANTS}")
+    for key in ADVERSARIAL_WEIGHTS[variant]:
+        if not lambdas[key] > 0:
+            raise ValueError(f"variant {variant} trains {TRAINED_BY[key]}: {key} must be > 0, not {lambdas[key]}")
     uses = ("lambda1", "lambda2", *ADVERSARIAL_WEIGHTS[variant])
     return {k: lambdas[k] if k in uses else 0.0 for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
 

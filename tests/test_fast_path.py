@@ -196,6 +196,14 @@ def test_fused_step_skips_a_nan_batch_on_the_device(monkeypatch, variant):
     assert all(not torch.equal(before[k], v) for k, v in weights().items() if k.endswith("conv_first.weight"))
 
 
+@pytest.mark.parametrize("variant, weight", [("featd", "lambda3"), ("tgd", "lambda4"), ("sfd", "lambda3"),
+                                             ("sfd", "lambda4")])
+def test_a_variant_without_its_adversarial_weight_is_refused(variant, weight):
+    with pytest.raises(ValueError, match=f"variant {variant} trains .*: {weight} must be > 0"):
+        GANStep(variant, RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
+    GANStep("esrgan", RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
+
+
 def test_sfd_iqa_reuses_the_lpp_features_until_the_context_changes():
     torch.manual_seed(0)
     encoder = CLIPEncoder(TINY_ARCH, "none")
