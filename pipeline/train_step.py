@@ -5,7 +5,8 @@ only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss i
 adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients (for G) and reuses those
 features, detached, for the discriminators' step; the HR batch's features are computed without gradients; the LPP's
 text features are computed once and serve both steps. With `degradation` set (the real-world model), LR inputs
-are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual target is the sharpened GT.
+are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual target is the sharpened GT. A
+skipped step (non-finite loss) leaves weights, Adam states and the discriminators' buffers as they were.
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
@@ -245,6 +246,10 @@ class GANStep(Step):
 
     def step(self, batch: dict, iteration: int) -> dict:
         self.begin()
+        # training forwards move the discriminators' buffers (BatchNorm statistics, spectral norm's vectors): a
+        # skipped step puts them back, or one NaN batch would leave eval-mode BatchNorm NaN for good
+        buffers = [b for name in self.discriminators for b in unwrap(self.nets[name]).buffers()]
+        saved = [b.clone() for b in buffers]
         with record_function("make_pair"):
             lr, hr, target = self.make_pair(batch, iteration)
         frozen = [net for net in (self.featd, self.image_d) if net is not None]
@@ -278,6 +283,8 @@ class GANStep(Step):
             d_loss.backward()
         with record_function("d_optimizer"):
             self.update(self.discriminators, skip)
+            for buffer, old in zip(buffers, saved):  # on the device: no host sync
+                buffer.copy_(torch.where(skip.bool(), old, buffer))
         return self.finish(logs, skip)
 
     def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):
