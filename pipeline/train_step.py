@@ -5,8 +5,9 @@ only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss i
 adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients (for G) and reuses those
 features, detached, for the discriminators' step; the HR batch's features are computed without gradients; the LPP's
 text features are computed once and serve both steps. With `degradation` set (the real-world model), LR inputs
-are made on the fly by Real-ESRGAN's second-order pipeline and the L1/perceptual target is the sharpened GT. A
-skipped step (non-finite loss) leaves weights, Adam states and the discriminators' buffers as they were.
+are made on the fly by Real-ESRGAN's second-order pipeline (its randomness seeded per iteration and DDP rank) and
+the L1/perceptual target is the sharpened GT. A skipped step (non-finite loss) leaves weights, Adam states and the
+discriminators' buffers as they were.
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
@@ -71,6 +72,12 @@ def nonfinite(loss: torch.Tensor) -> torch.Tensor:
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
     return bad.reshape(())
+
+
+def degradation_seed(seed: int, iteration: int, rank: int) -> int:
+    """The seed of an iteration's real-world degradation, crop and pool order. Each DDP rank draws its own, as
+    BasicSR seeds each rank; rank 0 keeps a single process's. Distinct for seeds and iterations below 1_000_003."""
+    return seed * 1_000_003 + iteration + rank * 1_000_003 ** 2
 
 
 def multistep(opt, cfg: dict):
@@ -206,6 +213,7 @@ class GANStep(Step):
                  device: torch.device, degradation=None, pool=None, seed: int = 0):
         super().__init__(cfg, device)
         self.variant, self.seed = variant, seed
+        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         self.lambdas = variant_lambdas(variant, lambdas)
         self.scale = model_cfg["prompt_logit_scale"]
         self.degradation, self.pool = degradation, pool
@@ -233,7 +241,7 @@ class GANStep(Step):
         if self.degradation is None:
             hr = self.to_device(batch["hr"])
             return self.to_device(batch["lr"]), hr, hr
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+        generator = torch.Generator().manual_seed(degradation_seed(self.seed, iteration, self.rank))
         hr = batch["hr"].to(self.device, non_blocking=True)
         lr = self.degradation(hr, generator)
         patch, s = self.cfg["patch"], self.degradation.scale

@@ -18,18 +18,21 @@ Tolerances:
   discriminator (measured about 0.93: see above).
 """
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
 from pipeline.archs.featd import FeatD
 from pipeline.archs.lpp import LearnablePromptPairs
 from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.sfd_iqa import SFDIQA
-from pipeline.train_step import SWITCHES, GANStep, PSNRStep, unwrap
+from pipeline.train_step import SWITCHES, GANStep, PSNRStep, degradation_seed, unwrap
 from pipeline.trainer import to_host
 
 MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": TINY_ARCH, "weights": "none"},
@@ -210,6 +213,21 @@ def test_a_variant_without_its_adversarial_weight_is_refused(variant, weight):
     with pytest.raises(ValueError, match=f"variant {variant} trains .*: {weight} must be > 0"):
         GANStep(variant, RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
     GANStep("esrgan", RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
+
+
+def test_each_ddp_rank_draws_its_own_degradation():
+    """Real-world pairs: rank 0 (and a single process) keep the seeds they had; rank 1 degrades differently."""
+    assert degradation_seed(3, 7, rank=0) == 3 * 1_000_003 + 7
+    degradation = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["degradation"]
+    torch.manual_seed(0)
+    step = GANStep("esrgan", RRDBNet(**MODEL["rrdbnet"]), MODEL, LAMBDAS, CFG, torch.device("cpu"),
+                   RealESRGANDegradation(degradation), seed=3)
+    hr = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    pairs = {}
+    for rank in (0, 1):
+        step.rank, step.pool = rank, PairPool(4)  # a filling pool passes the batch through
+        pairs[rank] = step.make_pair({"hr": hr}, 7)
+    assert not torch.equal(pairs[0][0], pairs[1][0]) and not torch.equal(pairs[0][1], pairs[1][1])
 
 
 def test_sfd_iqa_reuses_the_lpp_features_until_the_context_changes():
