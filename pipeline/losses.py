@@ -3,7 +3,8 @@
 The adversarial losses are printed as log-likelihoods: the discriminators (Feat-D, and the LPP for TG-D) push HR
 towards 1 and SR towards 0, the generator pushes SR towards 1. We write them as binary cross-entropies to
 minimise, and the generator's term log(1 - D(SR)) in its non-saturating form -log D(SR) (BasicSR's "vanilla" GAN
-loss, as in SeD); the HR terms of Eq. 2 and 6 carry no gradient for the generator and are left out.
+loss, as in SeD); the HR terms of Eq. 2 and 6 carry no gradient for the generator and are left out. The ESRGAN
+baseline's image discriminator is not SFD's: it has ESRGAN's relativistic average GAN (loss_d_ragan, loss_g_ragan).
 """
 from __future__ import annotations
 
@@ -32,6 +33,28 @@ def loss_g_fea(logits_sr: torch.Tensor) -> torch.Tensor:
     """Eq. 2, the generator's Feat-D loss, non-saturating: -log D(F_sm1, F_sm2, F_sm3), averaged over pixels."""
     return F.binary_cross_entropy_with_logits(logits_sr, torch.ones_like(logits_sr))
 
+
+
+def loss_d_ragan(logits_hr: torch.Tensor, logits_sr: torch.Tensor) -> torch.Tensor:
+    """ESRGAN's RaGAN for the image discriminator (not an SFD equation; BasicSR's ESRGANModel):
+    (BCE(D(hr) - mean D(sr), 1) + BCE(D(sr) - mean D(hr), 0)) / 2, each mean a constant.
+
+    The caller detaches SR's input (the generator gets no gradient from D's step)."""
+    hr, sr = logits_hr.float(), logits_sr.float()  # fp32: bf16 would round the relative logits to 8 bits
+    real = hr - sr.detach().mean()
+    fake = sr - hr.detach().mean()
+    return 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                  + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+
+def loss_g_ragan(logits_hr: torch.Tensor, logits_sr: torch.Tensor) -> torch.Tensor:
+    """ESRGAN's RaGAN for the generator (not an SFD equation): the image discriminator's labels swapped,
+    (BCE(D(hr) - mean D(sr), 0) + BCE(D(sr) - mean D(hr), 1)) / 2, with D(hr) a constant."""
+    hr, sr = logits_hr.detach().float(), logits_sr.float()
+    real = hr - sr.mean()
+    fake = sr - hr.mean()
+    return 0.5 * (F.binary_cross_entropy_with_logits(real, torch.zeros_like(real))
+                  + F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)))
 
 def prompt_pair_score(f_img: torch.Tensor, f_pos: torch.Tensor, f_neg: torch.Tensor,
                       logit_scale: float = 100.0) -> torch.Tensor:

@@ -1,13 +1,13 @@
 """One training iteration of each model the paper trains: the PSNR model (L1) and the GAN variants of SFD.
 
-Variants (Fig. 8's ablation): `esrgan` (the baseline: BasicSR's VGG-style image discriminator), `featd` (Feat-D
-only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss is Eq. 7 with the variant's
-adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients (for G) and reuses those
-features, detached, for the discriminators' step; the HR batch's features are computed without gradients; the LPP's
-text features are computed once and serve both steps. With `degradation` set (the real-world model), LR inputs
-are made on the fly by Real-ESRGAN's second-order pipeline (its randomness seeded per iteration and DDP rank) and
-the L1/perceptual target is the sharpened GT. A skipped step (non-finite loss) leaves weights, Adam states and the
-discriminators' buffers as they were.
+Variants (Fig. 8's ablation): `esrgan` (the baseline: BasicSR's VGG-style image discriminator with ESRGAN's
+relativistic GAN), `featd` (Feat-D only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss
+is Eq. 7 with the variant's adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients
+(for G) and reuses those features, detached, for the discriminators' step; the HR batch's features are computed
+without gradients; the LPP's text features are computed once and serve both steps. With `degradation` set (the
+real-world model), LR inputs are made on the fly by Real-ESRGAN's second-order pipeline (its randomness seeded per
+iteration and DDP rank) and the L1/perceptual target is the sharpened GT. A skipped step (non-finite loss) leaves
+weights, Adam states and the discriminators' buffers as they were.
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
@@ -34,7 +34,14 @@ from pipeline.archs.featd import FeatD
 from pipeline.archs.lpp import LearnablePromptPairs
 from pipeline.archs.vgg19 import VGG19Features
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
-from pipeline.losses import loss_d_fea, loss_d_tg, loss_g_fea, loss_total, prompt_pair_score
+from pipeline.losses import (
+    loss_d_fea,
+    loss_d_ragan,
+    loss_d_tg,
+    loss_g_ragan,
+    loss_total,
+    prompt_pair_score,
+)
 
 # The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
 ADVERSARIAL_WEIGHTS = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}
@@ -207,7 +214,7 @@ class PSNRStep(Step):
 
 
 class GANStep(Step):
-    """Stage 2: Eq. 7 for the generator, then the discriminators' losses (Eq. 1 and 5, or the image GAN)."""
+    """Stage 2: Eq. 7 for the generator, then the discriminators' losses (Eq. 1 and 5, or ESRGAN's RaGAN)."""
 
     def __init__(self, variant: str, generator: nn.Module, model_cfg: dict, lambdas: dict, cfg: dict,
                  device: torch.device, degradation=None, pool=None, seed: int = 0):
@@ -269,8 +276,10 @@ class GANStep(Step):
             text = self.lpp(self.encoder) if self.lpp else None  # keeps its graph for the LPP's step below
             total, parts = loss_total(sr, target, self.lambdas, vgg=self.vgg, featd=unwrap(self.featd) if self.featd
                                       else None, text_features=text, prompt_logit_scale=self.scale, sr_feats=sr_feats)
-            if self.image_d is not None:
-                parts["g_img"] = loss_g_fea(unwrap(self.image_d)(sr))
+            if self.image_d is not None:  # D(hr) is a constant here, from a forward of its own (BasicSR)
+                with torch.no_grad():
+                    real = unwrap(self.image_d)(hr)
+                parts["g_img"] = loss_g_ragan(real, unwrap(self.image_d)(sr))
                 total = total + self.cfg["image_gan_weight"] * parts["g_img"]
         skip = nonfinite(total)
         self.optims["g"].zero_grad(set_to_none=True)
@@ -296,10 +305,11 @@ class GANStep(Step):
         return self.finish(logs, skip)
 
     def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):
-        """Eq. 1 (Feat-D) + Eq. 5 (LPP), or the image GAN's D loss; logs D(HR)/D(SR) means and LPP scores."""
+        """Eq. 1 (Feat-D) + Eq. 5 (LPP), or the image discriminator's RaGAN loss; logs D(HR)/D(SR) means and LPP
+        scores."""
         if self.image_d is not None:  # real and fake in separate forwards: its BatchNorm sees each alone (BasicSR)
             real, fake = self.image_d(hr), self.image_d(sr)
-            loss = loss_d_fea(real, fake)
+            loss = loss_d_ragan(real, fake)
             logs.update(d_img=loss.detach(), d_hr=torch.sigmoid(real.float()).mean(),
                         d_sr=torch.sigmoid(fake.float()).mean())
             return loss

@@ -15,7 +15,7 @@ Tolerances:
   batch makes the loss a difference of large terms); the TG-D terms pass CLIP cosines through a x100 logit
   scale, so they get 0.3 absolute on losses of order 1. Gradients at the first step (same weights): cosine to
   fp32 >= 0.999 for the generator and Feat-D, >= 0.99 for the prompt context, >= 0.8 for the image
-  discriminator (measured about 0.93: see above).
+  discriminator (measured about 0.91: see above).
 """
 import copy
 from pathlib import Path

@@ -13,8 +13,10 @@ from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.losses import (
     VGG_LAYER_WEIGHTS,
     loss_d_fea,
+    loss_d_ragan,
     loss_d_tg,
     loss_g_fea,
+    loss_g_ragan,
     loss_g_tg,
     loss_percep,
     loss_total,
@@ -61,6 +63,31 @@ def test_feat_d_losses_by_hand_and_signs():
     loss_g_fea(logits_sr).backward()
     assert (logits_sr.grad < 0).all()  # descending G's loss raises D's score of SR
 
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_relativistic_gan_losses_by_hand():
+    """ESRGAN's RaGAN: means hr 1, sr -1; BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x)."""
+    hr, sr = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([0.0, -3.0, 0.0])
+    d_real = sum(softplus(-(h + 1)) for h in (2, 0, 1)) / 3  # hr - mean(sr) against 1
+    d_fake = sum(softplus(s - 1) for s in (0, -3, 0)) / 3  # sr - mean(hr) against 0
+    assert loss_d_ragan(hr, sr).item() == pytest.approx(0.5 * d_real + 0.5 * d_fake, rel=1e-6)
+    g_real = sum(softplus(h + 1) for h in (2, 0, 1)) / 3  # hr - mean(sr) against 0
+    g_fake = sum(softplus(-(s - 1)) for s in (0, -3, 0)) / 3  # sr - mean(hr) against 1
+    assert loss_g_ragan(hr, sr).item() == pytest.approx((g_real + g_fake) / 2, rel=1e-6)
+    assert loss_d_ragan(hr, sr) < loss_d_ragan(sr, hr) and loss_g_ragan(sr, hr) < loss_g_ragan(hr, sr)
+
+    # the means are constants: D's real term alone reaches the HR logits, and G's loss never does
+    hr_d, sr_d = hr.clone().requires_grad_(), sr.clone().requires_grad_()
+    loss_d_ragan(hr_d, sr_d).backward()
+    torch.testing.assert_close(hr_d.grad, -0.5 * torch.sigmoid(-(hr + 1)) / 3)
+    torch.testing.assert_close(sr_d.grad, 0.5 * torch.sigmoid(sr - 1) / 3)
+    hr_g, sr_g = hr.clone().requires_grad_(), sr.clone().requires_grad_()
+    loss_g_ragan(hr_g, sr_g).backward()
+    assert hr_g.grad is None and (sr_g.grad < 0).all()
 
 def test_tg_losses_by_hand_and_clamped():
     s_hr, s_sr = torch.tensor([0.8]), torch.tensor([0.3])

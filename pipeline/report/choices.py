@@ -34,7 +34,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("model.rrdbnet", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
     ("model.swinir", "", "quick profile: a tiny SwinIR; paper profile: SwinIR-M (the public x4 checkpoint's sizes)"),
     ("model.image_d.num_feat", "", "width of the ESRGAN baseline's VGG-style image discriminator (Fig. 8)"),
-    ("train_gan.image_gan_weight", "", "the ESRGAN baseline's adversarial weight (BasicSR's ESRGAN: 0.005)"),
+    ("train_gan.image_gan_weight", "", ("the ESRGAN baseline's adversarial weight, on ESRGAN's relativistic GAN "
+                                        "(BasicSR's ESRGAN: 0.005)")),
     ("train_gan.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
     ("train_gan.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
     ("train_gan.batch", "", "batch size; not in the paper"),
