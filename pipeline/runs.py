@@ -77,9 +77,20 @@ def psnr_validator(set_name: str, device: torch.device, max_images: int = 10):
     return validate
 
 
-def loop_cfg(cfg: dict, seed: int, identity: dict) -> dict:
+# Section keys that leave the trained numbers unchanged, so not part of a run's identity: a partial run resumes
+# across a change of them. Batches do not depend on the DataLoader workers, a resumed run equals an uninterrupted
+# one whatever its checkpoints, and logging and validation only read. A changed `gpus` reaches the trainer, which
+# refuses a checkpoint of another process count with a clear error.
+NOT_IDENTITY = ("workers", "log_every", "val_every", "ckpt_every", "cudnn_benchmark", "gpus")
+
+
+def loop_cfg(cfg: dict, seed: int, **identity) -> dict:
+    """The trainer's settings; the run's identity (`config`) is `identity`, the seed and the section's keys that
+    change the trained numbers."""
+    trained_with = {k: v for k, v in cfg.items() if k not in NOT_IDENTITY}
     return {**{k: cfg[k] for k in ("iters", "batch", "workers", "ckpt_every", "val_every", "log_every",
-                                   "max_bad_steps")}, "seed": seed, "config": identity}
+                                   "max_bad_steps")}, "seed": seed,
+            "config": {"cfg": trained_with, "seed": seed, **identity}}
 
 
 def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet") -> Path:
@@ -95,8 +106,7 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet
     torch.manual_seed(seed)
     step = PSNRStep(new_generator(backbone, model_cfg[backbone]), cfg, device)
     data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
-    identity = {"cfg": cfg, "model": model_cfg[backbone], "seed": seed, "backbone": backbone}
-    train(step, data, loop_cfg(cfg, seed, identity), CHECKPOINTS / name,
+    train(step, data, loop_cfg(cfg, seed, model=model_cfg[backbone], backbone=backbone), CHECKPOINTS / name,
           psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
         save_state_dict(out, unwrap(step.g).state_dict(), {"source": "trained by pretrain_psnr"})
@@ -119,9 +129,9 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
         pool = PairPool(degradation_cfg["pool_size"])
         data = PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed)
     step = GANStep(variant, generator.train(), model_cfg, lambdas, cfg, device, degradation, pool, seed)
-    identity = {"cfg": cfg, "model": model_cfg, "lambdas": step.lambdas, "seed": seed, "variant": variant,
-                "degradation": degradation_cfg, "backbone": backbone}
-    train(step, data, loop_cfg(cfg, seed, identity), CHECKPOINTS / name,
+    identity = {"model": model_cfg, "lambdas": step.lambdas, "variant": variant, "degradation": degradation_cfg,
+                "backbone": backbone}
+    train(step, data, loop_cfg(cfg, seed, **identity), CHECKPOINTS / name,
           psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
         export(step, MODELS / name, model_cfg)

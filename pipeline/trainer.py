@@ -5,8 +5,9 @@ What a step does lives in `pipeline.train_step`; this module only feeds it batch
   one would, with any number of DataLoader workers;
 - a checkpoint (networks, optimisers, schedulers, iteration, RNG states, and each DDP rank's own state such as
   its real-world pair pool) is written atomically every
-  `ckpt_every` iterations and at the end; a run finds its unfinished checkpoint and resumes from it when the
-  stage runs again, and starts afresh when the params it was trained with have changed;
+  `ckpt_every` iterations and at the end; a run finds its checkpoint and resumes from it when the stage runs
+  again (a finished one: no training, so only what follows, the export, runs), and starts afresh when the params
+  it was trained with have changed;
 - a step whose loss is NaN or infinite is skipped and logged; `max_bad_steps` in a row stop the run with an error
   naming the iteration and the last checkpoint. Steps report skips on the device; the loop reads them (one host
   sync) only where it logs, validates or checkpoints, so no checkpoint follows too many skips unnoticed;
@@ -109,13 +110,13 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_resumable(path: Path, config_hash: str, iters: int, world: int = 1) -> dict | None:
-    """The checkpoint at `path` if it belongs to this configuration and is unfinished, else None. One written by
+def load_resumable(path: Path, config_hash: str, world: int = 1) -> dict | None:
+    """The checkpoint at `path` if it belongs to this configuration (finished or not), else None. One written by
     another number of processes is an error: their per-rank state (the pair pools) cannot be split or merged."""
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("config") != config_hash or state["iteration"] >= iters:
+    if state.get("config") != config_hash:
         return None
     if len(state["ranks"]) != world:
         raise RuntimeError(f"{path} was written by {len(state['ranks'])} process(es) and this run has {world}: "
@@ -132,7 +133,7 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
     rank, world = distributed()
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, config_hash = run_dir / "last.pt", fingerprint(cfg["config"])
-    state = load_resumable(ckpt_path, config_hash, cfg["iters"], world)
+    state = load_resumable(ckpt_path, config_hash, world)
     start = 0
     if state is not None:
         step.load_state_dict(state["step"])
@@ -147,9 +148,7 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
         from dvclive import Live
 
         live = Live(str(live_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None)
-        if start:
-            live.step = start
-        print(f"{'resuming from iteration ' + str(start) if start else 'starting'} ({run_dir})")
+        print(f"{'resuming from iteration ' + str(start) if start else 'starting'} of {cfg['iters']} ({run_dir})")
 
     sampler = SeededBatches(len(dataset), cfg["batch"], cfg["seed"], start, cfg["iters"], rank, world)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg["workers"],
@@ -193,6 +192,8 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
         last = iteration == cfg["iters"]
         log, val, save = (iteration % cfg[key] == 0 or last for key in ("log_every", "val_every", "ckpt_every"))
         if log or val or save:
+            if live:
+                live.step = iteration  # before anything is logged: every value is recorded at its iteration
             read_skips()
         if rank == 0 and log and not bad_in_a_row:
             logs = to_host(logs)
@@ -207,7 +208,6 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
                 if live:
                     live.log_metric(f"val/{key}", value)
         if live and log:
-            live.step = iteration
             live.next_step()
         if save:
             checkpoint(iteration)

@@ -11,10 +11,11 @@ PARAMS = ("profile", "seed", "model", "train_real", "degradation", "lambda1", "l
 def main() -> int:
     params = stage_params("train_real", PARAMS)
     profile = params["profile"]
-    relaunch_under_torchrun(params["train_real"]["gpus"])
+    cfg = for_profile(params["train_real"], profile)
+    relaunch_under_torchrun(cfg["gpus"])
     lambdas = {k: params[k] for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
-    out = run_gan("sfd", for_profile(params["train_real"], profile), for_profile(params["model"], profile), lambdas,
-                  params["seed"], name="real", degradation_cfg=params["degradation"])
+    out = run_gan("sfd", cfg, for_profile(params["model"], profile), lambdas, params["seed"], name="real",
+                  degradation_cfg=params["degradation"])
     print("wrote", out)
     return 0
 

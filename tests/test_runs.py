@@ -1,14 +1,17 @@
-"""pipeline.runs: per-backbone settings, `init_from` verified and converted, and SwinIR trained end to end."""
+"""pipeline.runs: per-backbone settings, `init_from` verified and converted, SwinIR trained end to end, what
+a run resumes, and the training stages' GPU count."""
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pipeline import runs
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.swinir import SwinIR
-from pipeline.checkpoint import load_state_dict
+from pipeline.checkpoint import load_state_dict, save_state_dict
 from pipeline.fileio import write_image
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import build_generator
@@ -93,3 +96,84 @@ def test_swinir_pretrain_then_sfd_gan_training(sets):
     assert isinstance(gan, SwinIR) and not same_weights(gan.state_dict(), net.state_dict())
     assert load_sfd_iqa(out / "sfd_iqa.safetensors").featd is not None
     assert (sets / "checkpoints" / "swinir_sfd" / "last.pt").exists()
+
+
+class Interrupt(Exception):
+    pass
+
+
+class Trained:
+    """The iterations PSNRStep trains; raises Interrupt at `stop_at`, like a run killed there."""
+
+    def __init__(self):
+        self.iterations, self.stop_at = [], None
+
+    def wrap(self, step):
+        def recorded(inner, batch, iteration):
+            if iteration == self.stop_at:
+                raise Interrupt
+            self.iterations.append(iteration)
+            return step(inner, batch, iteration)
+
+        return recorded
+
+
+@pytest.fixture
+def trained(monkeypatch) -> Trained:
+    record = Trained()
+    monkeypatch.setattr(PSNRStep, "step", record.wrap(PSNRStep.step))
+    return record
+
+
+def test_finished_run_whose_export_failed_is_not_retrained(sets, trained, monkeypatch):
+    cfg = runs.for_backbone(CFG, "rrdbnet")
+    exported = {}
+
+    def disk_full(path, state, meta=None):
+        exported.update(state)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(runs, "save_state_dict", disk_full)
+    with pytest.raises(OSError):
+        runs.run_pretrain(cfg, MODEL, seed=0)
+    assert trained.iterations == [1, 2, 3, 4]
+    monkeypatch.setattr(runs, "save_state_dict", save_state_dict)
+    trained.iterations.clear()
+    out = runs.run_pretrain(cfg, MODEL, seed=0)
+    assert trained.iterations == []  # the finished checkpoint was loaded: only the export ran
+    assert same_weights(load_state_dict(out)[0], exported)
+
+
+def test_changed_logging_resumes_and_changed_lr_restarts(sets, trained):
+    cfg = runs.for_backbone(CFG, "rrdbnet")
+    trained.stop_at = 3
+    with pytest.raises(Interrupt):  # killed after the checkpoint of iteration 2
+        runs.run_pretrain(cfg, MODEL, seed=0)
+    trained.stop_at, trained.iterations = None, []
+    runs.run_pretrain({**cfg, "log_every": 2, "val_every": 3, "ckpt_every": 1, "cudnn_benchmark": False}, MODEL,
+                      seed=0)
+    assert trained.iterations == [3, 4]
+    trained.iterations.clear()
+    runs.run_pretrain({**cfg, "lr": 2.0e-3}, MODEL, seed=0)
+    assert trained.iterations == [1, 2, 3, 4]
+
+
+class Relaunched(Exception):
+    pass
+
+
+def relaunch(gpus: int) -> None:
+    raise Relaunched(gpus)
+
+
+@pytest.mark.parametrize("stage, args", [("pretrain_psnr", ["rrdbnet"]), ("train_gan", ["sfd"]), ("train_real", [])])
+def test_training_stages_relaunch_with_the_profiles_gpus(monkeypatch, stage, args):
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["profile"] = "paper"
+    params[stage]["paper"]["gpus"] = 3
+    module = importlib.import_module(f"stages.{stage}")
+    monkeypatch.setattr(module, "stage_params", lambda *_: params)
+    monkeypatch.setattr(module, "relaunch_under_torchrun", relaunch)
+    with pytest.raises(Relaunched) as relaunched:
+        module.main(*args)
+    assert relaunched.value.args == (3,)

@@ -122,6 +122,23 @@ def test_changed_params_start_afresh(tmp_path, train_set):
         train(step, data, other, tmp_path)
 
 
+def logged_steps(tsv: Path) -> list[int]:
+    return [int(line.split("\t")[0]) for line in tsv.read_text().splitlines()[1:]]
+
+
+def test_dvclive_records_each_value_at_its_iteration(tmp_path, train_set):
+    """Logged every 2nd iteration, validated every 3rd; killed at 5 and resumed from the checkpoint of 4."""
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    cfg, live = {**CFG, "log_every": 2, "val_every": 3}, tmp_path / "live"
+    with pytest.raises(Interrupt):
+        train(StopAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), 5), data, cfg, tmp_path,
+              lambda step: {"psnr_y": 20.0}, live)
+    train(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), data, cfg, tmp_path,
+          lambda step: {"psnr_y": 20.0}, live)
+    assert logged_steps(live / "plots" / "metrics" / "train" / "l1.tsv") == [2, 4, 6]
+    assert logged_steps(live / "plots" / "metrics" / "val" / "psnr_y.tsv") == [3, 6]
+
+
 def test_checkpoint_bytes_do_not_depend_on_the_temporary_name(tmp_path):
     state = {"iteration": 3, "w": torch.arange(4.0)}
     save_checkpoint(tmp_path / "a" / "last.pt", state)
