@@ -1,5 +1,6 @@
 """The training half of the quick DAG under DVC: every stage runs, and `-S lambda4=...` re-runs exactly its users."""
 import re
+from pathlib import Path
 
 import yaml
 
@@ -17,6 +18,14 @@ def shorten(params: dict) -> dict:
         for block in (quick, quick.get("swinir", {})):
             block.update(SHORT, milestones=[3])
     return params
+
+
+def test_training_stages_depend_on_the_modules_that_load_and_write_their_models():
+    """build_generator (pipeline/sr.py) loads the PSNR models, save_sfd_iqa (pipeline/sfd_iqa.py) writes SFD-IQA."""
+    stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
+    assert "pipeline/sr.py" in stages["pretrain_psnr"]["do"]["deps"]
+    for deps in (stages["train_gan"]["do"]["deps"], stages["train_real"]["deps"]):
+        assert {"pipeline/sr.py", "pipeline/sfd_iqa.py"} <= set(deps)
 
 
 def test_training_stages_and_lambda4_rerun_set(project_copy):
