@@ -27,7 +27,7 @@ import torch
 from pyiqa.matlab_utils import imresize
 from tqdm import tqdm
 
-from pipeline.checkpoint import load_state_dict
+from pipeline.checkpoint import CheckpointError, load_state_dict
 from pipeline.data.iqa_sets import IQARow
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.correlation import correlations
@@ -133,9 +133,12 @@ def load_upscaler(model: SRModel, scale: int, tile: int, overlap: int,
     if model.weights is None:
         return (lambda lr: bicubic_upscale(lr, scale)), "no network: " + SR_NOTES["bicubic"]
     state, meta = load_state_dict(model.weights)
-    net = build_generator(state).to(device)
+    try:
+        net = build_generator(state).to(device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{model.weights}: {e}") from None
     if net.scale != scale:
-        raise ValueError(f"{model.weights} is a x{net.scale} network; the evaluation is x{scale}")
+        raise CheckpointError(f"{model.weights} is a x{net.scale} network; the evaluation is x{scale}")
     if model.external:
         description = f"public checkpoint {model.weights}"
     else:
@@ -178,9 +181,9 @@ def evaluate_sr(cfg: dict, profile: str, *, sets_dir: Path = SETS, models_dir: P
     metrics = SRMetrics(scale, torch_home, niqe_params, device)
     summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
                "table": table_of, "notes": SR_NOTES}
-    for model in models:
-        upscale, summary["weights"][model.name] = load_upscaler(model, scale, cfg["tile"], cfg["tile_overlap"],
-                                                                device)
+    upscalers = [load_upscaler(m, scale, cfg["tile"], cfg["tile_overlap"], device) for m in models]  # every
+    for model, (upscale, weights) in zip(models, upscalers):  # checkpoint is checked before the work starts
+        summary["weights"][model.name] = weights
         for set_name in cfg[model.table]["sets"]:
             hr_paths = list_images(sets_dir / set_name / "HR")
             if not hr_paths:

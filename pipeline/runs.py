@@ -18,7 +18,7 @@ import torch
 
 from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.archs.swinir import SwinIR
-from pipeline.checkpoint import save_state_dict
+from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import list_images, read_image, write_json
@@ -49,7 +49,10 @@ def new_generator(backbone: str, cfg: dict) -> torch.nn.Module:
 
 def load_generator(path: Path, backbone: str, cfg: dict) -> torch.nn.Module:
     """A generator checkpoint (any supported layout) that must be `backbone` with the profile's sizes."""
-    net = build_generator(path)
+    try:
+        net = build_generator(path)
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
     expected = new_generator(backbone, cfg).state_dict()
     got = net.state_dict()
     if not isinstance(net, BACKBONES[backbone]) or {k: v.shape for k, v in got.items()} != {
@@ -79,9 +82,10 @@ def psnr_validator(set_name: str, device: torch.device, max_images: int = 10):
 
 # Section keys that leave the trained numbers unchanged, so not part of a run's identity: a partial run resumes
 # across a change of them. Batches do not depend on the DataLoader workers, a resumed run equals an uninterrupted
-# one whatever its checkpoints, and logging and validation only read. A changed `gpus` reaches the trainer, which
-# refuses a checkpoint of another process count with a clear error.
-NOT_IDENTITY = ("workers", "log_every", "val_every", "ckpt_every", "cudnn_benchmark", "gpus")
+# one whatever its checkpoints, logging and validation only read, and max_bad_steps only decides whether a run
+# stops (a run it stopped resumes with a higher one). A changed `gpus` reaches the trainer, which refuses a
+# checkpoint of another process count with a clear error.
+NOT_IDENTITY = ("workers", "log_every", "val_every", "ckpt_every", "cudnn_benchmark", "gpus", "max_bad_steps")
 
 
 def loop_cfg(cfg: dict, seed: int, **identity) -> dict:

@@ -37,12 +37,15 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     """The generator a checkpoint holds (RRDBNet or SwinIR), sized from its tensor shapes, weights loaded, in eval mode.
 
     Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
-    the weights fit neither network, naming the first missing and unexpected keys.
+    the weights fit neither network, naming the first missing and unexpected keys (and the file).
     """
     if isinstance(state_or_path, (str, os.PathLike)):
-        state, _ = load_state_dict(state_or_path)
-    else:
-        state = dict(state_or_path)
+        state, _ = load_state_dict(state_or_path)  # its errors name the file
+        try:
+            return build_generator(state)
+        except CheckpointError as e:
+            raise CheckpointError(f"{state_or_path}: {e}") from None
+    state = dict(state_or_path)
     if is_esrgan_layout(state):
         state = esrgan_to_basicsr(state)
     if SWINIR_KEY in state:

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from pipeline.fileio import atomic_path
+from pipeline.fileio import atomic_path, write_text
 
 
 def relaunch_under_torchrun(gpus: int) -> None:
@@ -147,6 +147,8 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
     if rank == 0 and live_dir is not None:
         from dvclive import Live
 
+        if start:
+            forget_after(live_dir, start)
         live = Live(str(live_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None)
         print(f"{'resuming from iteration ' + str(start) if start else 'starting'} of {cfg['iters']} ({run_dir})")
 
@@ -217,6 +219,16 @@ def train(step, dataset, cfg: dict, run_dir: Path, validate=None, live_dir: Path
     if live:
         live.end()
     return skipped
+
+
+def forget_after(live_dir: Path, iteration: int) -> None:
+    """Drop the dvclive rows of steps after `iteration`: a run resumed from there logs them again."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        header, *rows = tsv.read_text().splitlines()
+        column = header.split("\t").index("step")
+        kept = [row for row in rows if int(row.split("\t")[column]) <= iteration]
+        if len(kept) < len(rows):
+            write_text(tsv, "\n".join([header, *kept]) + "\n")
 
 
 def to_host(logs: dict) -> dict[str, float]:

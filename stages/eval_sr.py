@@ -6,6 +6,7 @@ import sys
 # pyiqa fixes its weight cache folder when it is imported: point it at the download stage's folder first
 os.environ["TORCH_HOME"] = "data/weights/torch"
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.evaluate import evaluate_sr
 from pipeline.params import for_profile, stage_params
 
@@ -14,7 +15,10 @@ PARAMS = ("profile", "eval_sr")
 
 def main() -> int:
     params = stage_params("eval_sr", PARAMS)
-    summary = evaluate_sr(for_profile(params["eval_sr"], params["profile"]), params["profile"])
+    try:
+        summary = evaluate_sr(for_profile(params["eval_sr"], params["profile"]), params["profile"])
+    except CheckpointError as e:
+        raise SystemExit(f"eval_sr: {e}") from None
     for set_name, by_model in summary["results"].items():
         for model, values in by_model.items():
             print(f"{set_name:>12} {model:>20}  " + "  ".join(

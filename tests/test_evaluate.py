@@ -12,7 +12,8 @@ from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
 from pipeline.archs.featd import FeatD
 from pipeline.archs.lpp import LearnablePromptPairs
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
-from pipeline.checkpoint import save_state_dict
+from pipeline.archs.swinir import SwinIR
+from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.synthesize import bicubic_down, to_tensor
 from pipeline.evaluate import (
     SFD_IQA_METHODS,
@@ -147,6 +148,23 @@ def test_sr_json_format(sr_run):
 def test_bad_model_lists_are_refused(sr_run, change, message):
     with pytest.raises(ValueError, match=message):
         sr_models({**sr_run[1], **change})
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"conv.weight": torch.zeros(1)}, "fits neither RRDBNet"),
+    (SwinIR(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, num_feat=8, upscale=2).state_dict(),
+     "x2 network; the evaluation is x4"),
+])
+def test_unusable_checkpoints_are_refused_before_any_model_runs(sr_run, tmp_path, state, message):
+    root, cfg, _ = sr_run
+    torch.save(state, tmp_path / "bad.pth")
+    cfg = {**cfg, "external": [*cfg["external"], {"name": "bad", "weights": str(tmp_path / "bad.pth"),
+                                                  "table": "table1"}]}
+    with pytest.raises(CheckpointError, match=f"bad.pth.*{message}"):
+        evaluate_sr(cfg, "quick", sets_dir=root / "sets", models_dir=root / "models", results_dir=tmp_path / "out",
+                    metrics_dir=tmp_path / "metrics", torch_home=root / "torch", niqe_params=root / "niqe.mat",
+                    device=CPU)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_set_in_both_tables_is_refused(sr_run, tmp_path):

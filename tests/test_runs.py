@@ -59,6 +59,9 @@ def test_init_from_is_verified_and_converted(tmp_path, monkeypatch):
         runs.run_pretrain({"init_from": "rrdb.pth"}, MODEL, seed=0, backbone="swinir")
     with pytest.raises(SystemExit, match="profile's sizes"):
         runs.run_pretrain({"init_from": "rrdb.pth"}, {**MODEL, "rrdbnet": {**RRDB, "num_feat": 16}}, seed=0)
+    torch.save({"params": {"conv.weight": torch.zeros(1)}}, "other.pth")
+    with pytest.raises(SystemExit, match=r"^other\.pth: checkpoint fits neither RRDBNet"):  # a message, no traceback
+        runs.run_pretrain({"init_from": "other.pth"}, MODEL, seed=0)
 
 
 def test_swinir_learns_under_the_psnr_step():
@@ -150,8 +153,8 @@ def test_changed_logging_resumes_and_changed_lr_restarts(sets, trained):
     with pytest.raises(Interrupt):  # killed after the checkpoint of iteration 2
         runs.run_pretrain(cfg, MODEL, seed=0)
     trained.stop_at, trained.iterations = None, []
-    runs.run_pretrain({**cfg, "log_every": 2, "val_every": 3, "ckpt_every": 1, "cudnn_benchmark": False}, MODEL,
-                      seed=0)
+    runs.run_pretrain({**cfg, "log_every": 2, "val_every": 3, "ckpt_every": 1, "cudnn_benchmark": False,
+                       "max_bad_steps": 10}, MODEL, seed=0)
     assert trained.iterations == [3, 4]
     trained.iterations.clear()
     runs.run_pretrain({**cfg, "lr": 2.0e-3}, MODEL, seed=0)

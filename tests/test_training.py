@@ -139,6 +139,21 @@ def test_dvclive_records_each_value_at_its_iteration(tmp_path, train_set):
     assert logged_steps(live / "plots" / "metrics" / "val" / "psnr_y.tsv") == [3, 6]
 
 
+def test_a_resumed_run_logs_each_iteration_once(tmp_path, train_set):
+    """Logged every iteration, validated every 2nd, killed at 5 after logging 1-4, resumed from the checkpoint of 3:
+    iteration 4 is logged again and must replace the first run's rows, not follow them."""
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    cfg, live = {**CFG, "log_every": 1, "val_every": 2, "ckpt_every": 3, "iters": 5}, tmp_path / "live"
+    with pytest.raises(Interrupt):
+        train(StopAt(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), 5), data, cfg, tmp_path,
+              lambda step: {"psnr_y": 20.0}, live)
+    assert logged_steps(live / "plots" / "metrics" / "train" / "l1.tsv") == [1, 2, 3, 4]
+    train(PSNRStep(RRDBNet(**MODEL["rrdbnet"]), CFG, torch.device("cpu")), data, cfg, tmp_path,
+          lambda step: {"psnr_y": 20.0}, live)
+    assert logged_steps(live / "plots" / "metrics" / "train" / "l1.tsv") == [1, 2, 3, 4, 5]
+    assert logged_steps(live / "plots" / "metrics" / "val" / "psnr_y.tsv") == [2, 4, 5]
+
+
 def test_checkpoint_bytes_do_not_depend_on_the_temporary_name(tmp_path):
     state = {"iteration": 3, "w": torch.arange(4.0)}
     save_checkpoint(tmp_path / "a" / "last.pt", state)
