@@ -8,7 +8,8 @@ FLOPs of one iteration (torch.utils.flop_counter: matmuls and convolutions, forw
 extra eager iteration) and the fraction of the GPU's dense bf16 peak they reach. Warm-up iterations (they include
 torch.compile's compilation) are not timed; CUDA is synchronised around the timed region. `--profile N` adds where
 the time goes (torch.profiler over N more iterations): kernel time against the timed step, the step's phases, the
-costliest kernels and ops. SFD-IQA and the tower run in each of `--iqa-modes` (fp32/bf16, NCHW/channels_last).
+costliest kernels and ops. SFD-IQA and the tower run in each of `--iqa-modes` (fp32/bf16, NCHW/channels_last,
+eager or with the tower and Feat-D compiled).
 
 Default: paper scale from params.yaml (`model.paper`, `train_gan.paper`, `train_real.paper`) with random CLIP and
 VGG19 weights (weights do not change the timing). `--small`: the quick profile's networks (clip_tiny, a small
@@ -47,9 +48,12 @@ from pipeline.params import for_profile
 from pipeline.sfd_iqa import SFDIQA
 from pipeline.train_step import PHASES, SWITCHES, GANStep
 
-# SFD-IQA timings: (bf16 autocast, channels_last) for the scorer and the CLIP tower it is compared with
-IQA_MODES = {"fp32": (False, False), "channels_last": (False, True), "bf16": (True, False),
-             "bf16_channels_last": (True, True)}
+# SFD-IQA timings: (bf16 autocast, channels_last, torch.compile mode of CLIP's image tower and Feat-D or None) for
+# the scorer and the CLIP tower it is compared with
+IQA_MODES = {"fp32": (False, False, None), "channels_last": (False, True, None), "bf16": (True, False, None),
+             "bf16_channels_last": (True, True, None), "fp32_compiled": (False, False, "default"),
+             "bf16_channels_last_compiled": (True, True, "default"),
+             "bf16_channels_last_cudagraphs": (True, True, "reduce-overhead")}
 STEPS = ("esrgan", "sfd", "real")  # real: train_real's sfd step, LR made on the device by the degradation
 TARGETS = {"sfd_images_per_s": 170.0, "sfd_over_esrgan_step_time": 1.3, "iqa_over_clip_throughput": 0.8,
            "peak_memory_gib": 12.0}  # issue 6, for one H100/H200 at batch 16, HR patch 256
@@ -238,7 +242,8 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
 def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None,
                   profile_iters: int = 0) -> dict:
     def call(i: int = 0):
-        return net(x)
+        torch.compiler.cudagraph_mark_step_begin()  # each call a new CUDA-graph iteration (compile_mode
+        return net(x)  # reduce-overhead); nothing otherwise
 
     with torch.no_grad():
         out = throughput(timed(call, warmup, iters, x.device), x.shape[0], count_flops(call), peak)
@@ -251,15 +256,18 @@ def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, i
               peak: float | None, modes=("fp32",), profile_iters: int = 0) -> dict:
     """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images, in each
     of `modes` (IQA_MODES: precision and memory format, the same for both); the targets judge the first."""
-    torch.manual_seed(0)
     model = config["model"]
-    encoder = CLIPEncoder(**model["clip"])
-    iqa = SFDIQA(encoder, FeatD(encoder.mid_channels, model["featd"]["widths"]),
-                 LearnablePromptPairs(encoder, model["lpp"]["n_ctx"]),
-                 prompt_logit_scale=model["prompt_logit_scale"]).to(device)
     out = {"size": list(size), "target_mode": modes[0], "modes": {}}
     for mode in modes:
-        bf16, channels_last = IQA_MODES[mode]
+        bf16, channels_last, compile_mode = IQA_MODES[mode]
+        torch.manual_seed(0)  # the same weights in every mode, and new modules: compiling stays in its mode
+        encoder = CLIPEncoder(**model["clip"])
+        featd = FeatD(encoder.mid_channels, model["featd"]["widths"])
+        if compile_mode:
+            encoder.compile(mode=compile_mode)
+            featd.compile(mode=compile_mode)
+        iqa = SFDIQA(encoder, featd, LearnablePromptPairs(encoder, model["lpp"]["n_ctx"]),
+                     prompt_logit_scale=model["prompt_logit_scale"]).to(device)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         iqa.to(memory_format=memory_format)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

@@ -126,3 +126,15 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     assert results["targets"]["iqa_over_clip_throughput"]["measured"] == fp32["batch_2"]["iqa_over_clip_throughput"]
     assert all(t["met"] is None for t in results["targets"].values())  # judged only at paper scale on a GPU
     assert "step sfd" in capsys.readouterr().out
+
+
+def test_compiled_iqa_modes_compile_the_tower_and_featd_and_leave_the_eager_modes_eager(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, mode=None: compiled.append((type(self).__name__, mode)))
+    config = bench.load_config(PARAMS, small=True, batch=None, compile_=False)
+    out = bench.bench_iqa(config, torch.device("cpu"), 1, (64, 64), 0, 1, None,
+                          ("fp32", "bf16_channels_last_cudagraphs", "channels_last"))
+    assert compiled == [("CLIPEncoder", "reduce-overhead"), ("FeatD", "reduce-overhead")]
+    assert list(out["modes"]) == ["fp32", "bf16_channels_last_cudagraphs", "channels_last"]
+    flops = {mode: r["batch_1"]["sfd_iqa"]["flops_per_iter"] for mode, r in out["modes"].items()}
+    assert flops["fp32"] == flops["channels_last"] > 0
