@@ -2,6 +2,7 @@
 import csv
 import datetime
 import json
+import subprocess
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -267,6 +268,23 @@ def test_flatten_notes_and_git_revision(tmp_path):
     assert git_revision(tmp_path) == "unknown"
     rev = git_revision(ROOT)
     assert rev != "unknown" and len(rev.split("+")[0]) >= 7
+
+
+def test_git_revision_is_dirty_for_changed_tracked_files_only(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "c")
+    rev = git_revision(tmp_path)
+    assert len(rev) >= 7 and "+" not in rev
+    (tmp_path / "dvc.lock").write_text("outputs of a run\n")  # untracked, as after `dvc repro` in a clean clone
+    assert git_revision(tmp_path) == rev
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_revision(tmp_path) == rev + "+dirty"
 
 
 def test_analysis_notebook_runs_on_fixture_metrics(tmp_path):

@@ -30,13 +30,14 @@ def load_json(path: Path) -> dict | None:
 
 
 def git_revision(repo: Path) -> str:
-    """`git rev-parse --short HEAD`, with '+dirty' when the work tree has changes; 'unknown' outside git."""
+    """`git rev-parse --short HEAD`, with '+dirty' when tracked files have changes (as `git describe --dirty`: the
+    pipeline's own untracked outputs, dvc.lock among them, do not count); 'unknown' outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         rev = git("rev-parse", "--short", "HEAD")
-        return rev + ("+dirty" if git("status", "--porcelain") else "")
+        return rev + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
