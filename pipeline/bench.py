@@ -242,8 +242,8 @@ def bench_step(kind: str, config: dict, device: torch.device, warmup: int, iters
 def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak: float | None,
                   profile_iters: int = 0) -> dict:
     def call(i: int = 0):
-        torch.compiler.cudagraph_mark_step_begin()  # each call a new CUDA-graph iteration (compile_mode
-        return net(x)  # reduce-overhead); nothing otherwise
+        torch.compiler.cudagraph_mark_step_begin()  # under reduce-overhead each call is a new CUDA-graph iteration
+        return net(x)
 
     with torch.no_grad():
         out = throughput(timed(call, warmup, iters, x.device), x.shape[0], count_flops(call), peak)
@@ -255,7 +255,8 @@ def bench_forward(net: nn.Module, x: torch.Tensor, warmup: int, iters: int, peak
 def bench_iqa(config: dict, device: torch.device, batch: int, size: tuple[int, int], warmup: int, iters: int,
               peak: float | None, modes=("fp32",), profile_iters: int = 0) -> dict:
     """SFD-IQA's full score (Eq. 10) and CLIP's image tower alone, on `batch` images and on single images, in each
-    of `modes` (IQA_MODES: precision and memory format, the same for both); the targets judge the first."""
+    of `modes` (IQA_MODES: precision, memory format and compilation, the same for both); the targets judge the
+    first."""
     model = config["model"]
     out = {"size": list(size), "target_mode": modes[0], "modes": {}}
     for mode in modes:
