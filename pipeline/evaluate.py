@@ -27,7 +27,7 @@ import torch
 from pyiqa.matlab_utils import imresize
 from tqdm import tqdm
 
-from pipeline.checkpoint import CheckpointError, load_state_dict
+from pipeline.checkpoint import CheckpointError
 from pipeline.data.iqa_sets import IQARow
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.correlation import correlations
@@ -39,7 +39,7 @@ from pipeline.metrics.pyiqa_metrics import (
 )
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
 from pipeline.sfd_iqa import load_sfd_iqa
-from pipeline.sr import build_generator, upscale_image
+from pipeline.sr import read_generator, upscale_image
 from pipeline.tensor_image import to_tensor, to_uint8
 from pipeline.trainer import default_device
 
@@ -132,11 +132,8 @@ def load_upscaler(model: SRModel, scale: int, tile: int, overlap: int,
     """(LR uint8 -> SR uint8, a description of the weights) for one model."""
     if model.weights is None:
         return (lambda lr: bicubic_upscale(lr, scale)), "no network: " + SR_NOTES["bicubic"]
-    state, meta = load_state_dict(model.weights)
-    try:
-        net = build_generator(state).to(device)
-    except CheckpointError as e:
-        raise CheckpointError(f"{model.weights}: {e}") from None
+    net, meta = read_generator(model.weights)
+    net = net.to(device)
     if net.scale != scale:
         raise CheckpointError(f"{model.weights} is a x{net.scale} network; the evaluation is x{scale}")
     if model.external:

@@ -40,11 +40,7 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     the weights fit neither network, naming the first missing and unexpected keys (and the file).
     """
     if isinstance(state_or_path, (str, os.PathLike)):
-        state, _ = load_state_dict(state_or_path)  # its errors name the file
-        try:
-            return build_generator(state)
-        except CheckpointError as e:
-            raise CheckpointError(f"{state_or_path}: {e}") from None
+        return read_generator(state_or_path)[0]
     state = dict(state_or_path)
     if is_esrgan_layout(state):
         state = esrgan_to_basicsr(state)
@@ -59,6 +55,14 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     load_into(net, state)
     return net.eval()
 
+
+def read_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
+    """build_generator of a weights file, and the file's metadata; every CheckpointError names the file."""
+    state, meta = load_state_dict(path)  # its errors name the file
+    try:
+        return build_generator(state), meta
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 @torch.no_grad()
 def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
