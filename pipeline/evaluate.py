@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from pipeline.checkpoint import CheckpointError
 from pipeline.data.iqa_sets import IQARow
+from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.correlation import correlations
 from pipeline.metrics.pyiqa_metrics import (
@@ -43,9 +44,9 @@ from pipeline.sr import read_generator, upscale_image
 from pipeline.tensor_image import to_tensor, to_uint8
 from pipeline.trainer import default_device
 
-SETS, IQA_SETS, MODELS = Path("data/sets"), Path("data/iqa"), Path("models")
+SR_SET_ROOTS, IQA_SETS, MODELS = (OUT_ROOTS["sr"], OUT_ROOTS["real_pairs"]), OUT_ROOTS["iqa"], Path("models")
 RESULTS, METRICS = Path("data/results"), Path("reports/metrics")
-TORCH_HOME, NIQE_PARAMS = Path("data/weights/torch"), Path("data/weights/niqe_pris_params.mat")
+TORCH_HOME, NIQE_PARAMS = Path("data/weights/eval/torch"), Path("data/weights/eval/niqe_pris_params.mat")
 
 TABLES = ("table1", "table2")
 BICUBIC = "bicubic"
@@ -61,7 +62,7 @@ SR_NOTES = {
     "psnr_ssim": "Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), uint8 images, "
                  "crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
     "lpips_dists": "pyiqa LPIPS (AlexNet, v0.1) and DISTS on RGB with the same crop; lower is better",
-    "niqe": "pyiqa NIQE on Y with BasicSR's pristine model (data/weights/niqe_pris_params.mat), same crop; lower is "
+    "niqe": "pyiqa NIQE on Y with BasicSR's pristine model (data/weights/eval/niqe_pris_params.mat), same crop; lower is "
             "better",
     "bicubic": "MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)",
 }
@@ -162,7 +163,7 @@ def set_means(rows: list[dict], na: dict) -> dict[str, float | str]:
     return means
 
 
-def evaluate_sr(cfg: dict, profile: str, *, sets_dir: Path = SETS, models_dir: Path = MODELS,
+def evaluate_sr(cfg: dict, profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET_ROOTS, models_dir: Path = MODELS,
                 results_dir: Path = RESULTS, metrics_dir: Path = METRICS, torch_home: Path = TORCH_HOME,
                 niqe_params: Path = NIQE_PARAMS, device: torch.device | None = None) -> dict:
     """Run eval_sr with the `eval_sr` params of one profile; writes the outputs and returns sr.json's content."""
@@ -182,12 +183,13 @@ def evaluate_sr(cfg: dict, profile: str, *, sets_dir: Path = SETS, models_dir: P
     for model, (upscale, weights) in zip(models, upscalers):  # checkpoint is checked before the work starts
         summary["weights"][model.name] = weights
         for set_name in cfg[model.table]["sets"]:
-            hr_paths = list_images(sets_dir / set_name / "HR")
+            set_dir = find_set(set_name, sets_dirs)
+            hr_paths = list_images(set_dir / "HR")
             if not hr_paths:
-                raise FileNotFoundError(f"no HR images in {sets_dir / set_name / 'HR'}")
+                raise FileNotFoundError(f"no HR images in {set_dir / 'HR'}")
             rows = []
             for hr_path in tqdm(hr_paths, desc=f"eval_sr {model.name}/{set_name}", unit="img"):
-                sr = upscale(read_image(sets_dir / set_name / f"LR_x{scale}" / hr_path.name))
+                sr = upscale(read_image(set_dir / f"LR_x{scale}" / hr_path.name))
                 write_image(results_dir / model.name / set_name / f"{hr_path.stem}.png", sr)
                 rows.append({"image": hr_path.name, **metrics(sr, read_image(hr_path))})
             write_csv(metrics_dir / "sr" / model.name / f"{set_name}.csv", SR_COLUMNS, rows)

@@ -13,7 +13,9 @@ ours (each a param of the `tsne` section):
   The silhouette of the pooled features themselves is reported too: it does not depend on t-SNE's layout.
 Classes are OST category folders (paper profile: one crop per image) or, without `categories`, the images of
 `source` themselves (quick profile: several crops per image, a clustering check, not semantics); every image gives
-`crops_per_image` crops.
+`crops_per_image` crops. OST (OutdoorSceneTrain_v2) has animal, building, grass, mountain, plant, sky and water
+folders; the paper's bear, cat and dog were sorted out of animal by hand, so the paper profile uses `animal` for
+them. The metrics JSON records the categories used beside the paper's.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ from pipeline.fileio import atomic_path, list_images, read_image, write_json
 from pipeline.sfd_iqa import load_sfd_iqa
 
 NETWORKS = {"image_d": "Vanilla D (after its 2nd BN layer)", "featd": "Feat-D (after its 3rd upsampling layer)"}
+# The OST categories of the paper's Fig. 9.
+PAPER_CATEGORIES = ("bear", "building", "cat", "dog", "grass", "mountain", "sky", "water")
 
 
 def load_image_d(path: str | Path) -> VGGStyleDiscriminator:
@@ -58,7 +62,7 @@ def load_featd(path: str | Path) -> tuple[CLIPEncoder, FeatD]:
 
 
 def find_category(root: Path, name: str) -> Path:
-    """`root/name`, else the one folder called `name` (any case) below `root`: the OST zip's top level is unknown."""
+    """`root/name`, else the one folder called `name` (any case) below `root` (e.g. hand-sorted animal folders)."""
     if (root / name).is_dir():
         return root / name
     found = sorted(p for p in root.rglob("*") if p.is_dir() and p.name.lower() == name.lower())
@@ -183,6 +187,8 @@ def run_tsne(cfg: dict, seed: int, profile: str, out_png: str | Path, out_json: 
         "n_points": int(len(labels)),
         "n_classes": len(classes),
         "classes": class_names,
+        "categories": cfg["categories"],  # null: one class per image
+        "paper_categories": list(PAPER_CATEGORIES),
         "weights": {"image_d": describe_weights(image_d_path), "featd": describe_weights(featd_path),
                     "clip": f"{encoder.arch}, {encoder.weights_description}"},
         "source": (f"{NETWORKS['image_d']} from {image_d_path} vs {NETWORKS['featd']} from {featd_path} on CLIP "

@@ -4,7 +4,7 @@ import os
 import sys
 
 # pyiqa fixes its weight cache folder when it is imported: point it at the download stage's folder first
-os.environ["TORCH_HOME"] = "data/weights/torch"
+os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 
 from pipeline.checkpoint import CheckpointError
 from pipeline.evaluate import evaluate_sr

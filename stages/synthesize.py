@@ -1,22 +1,32 @@
-"""Stage `synthesize`: bicubic and real-world LR/HR pairs, training sub-images, and IQA sets in one layout."""
+"""Stage `synthesize@<group>`: one data group's sets in the project's layout: `sr` (bicubic pairs, training
+sub-images, the synthetic real-world test set) in data/sets, `real_pairs` (RealSR, DRealSR) in data/real_pairs,
+`iqa` (the IQA sets) in data/iqa."""
 import sys
-from pathlib import Path
 
+from pipeline.data.quick import quick_root
 from pipeline.data.registry import load_registry
-from pipeline.data.synthesize import synthesize
+from pipeline.data.synthesize import OUT_ROOTS, synthesize
 from pipeline.params import for_profile, stage_params
 
-PARAMS = ("profile", "seed", "synthesize", "degradation")
+# The params each group reads: real pairs are copied and cropped, with no seed or degradation.
+PARAMS = {"sr": ("profile", "seed", "synthesize", "degradation"), "real_pairs": ("profile", "synthesize"),
+          "iqa": ("profile", "seed", "synthesize", "degradation")}
 
 
-def main() -> int:
-    params = stage_params("synthesize", PARAMS)
+def main(group: str) -> int:
+    if group not in PARAMS:
+        raise SystemExit(f"unknown data group {group!r}; expected one of {tuple(PARAMS)}")
+    params = stage_params(f"synthesize@{group}", PARAMS[group])
     cfg = for_profile(params["synthesize"], params["profile"])
-    counts = synthesize(cfg, params["seed"], params["degradation"], load_registry(), Path("data/sets"), Path("data/iqa"))
+    try:
+        counts = synthesize(group, cfg, params.get("seed"), params.get("degradation"), load_registry(),
+                            OUT_ROOTS[group], quick_root(group))
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"synthesize@{group}: {e}") from None
     for name, count in counts.items():
         print(f"{name}: {count}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

@@ -99,6 +99,20 @@ def test_local_weights_file_and_errors(encoder, tmp_path):
         CLIPEncoder(TINY_ARCH, "openai")
 
 
+def test_clip_file_is_accepted_exactly_when_open_clip_accepts_it(tmp_path):
+    """Converted files often lack BatchNorm's num_batches_tracked: open_clip loads them, so must we; an extra
+    key open_clip refuses, we refuse too."""
+    state = {k: v + 1 for k, v in open_clip_reference().state_dict().items()}
+    lean = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert len(lean) < len(state)
+    save_state_dict(tmp_path / "lean.safetensors", lean)
+    loaded = CLIPEncoder(TINY_ARCH, str(tmp_path / "lean.safetensors"))
+    assert torch.equal(loaded.visual.layer1[0].bn1.running_mean, state["visual.layer1.0.bn1.running_mean"])
+    save_state_dict(tmp_path / "extra.safetensors", {**state, "visual.extra.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="unexpected keys.*visual.extra.weight"):
+        CLIPEncoder(TINY_ARCH, str(tmp_path / "extra.safetensors"))
+
+
 @pytest.mark.parametrize("arch, message", [("foo", "unknown CLIP model 'foo'"),
                                            ("ViT-B-32", "'ViT-B-32' has no ModifiedResNet image tower")])
 def test_unusable_clip_model_is_a_value_error_naming_choices(arch, message):

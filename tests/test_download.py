@@ -3,6 +3,7 @@ import copy
 import hashlib
 import http.server
 import io
+import json
 import os
 import re
 import stat
@@ -13,20 +14,36 @@ import zipfile
 import pytest
 
 from pipeline.data import download
-from pipeline.data.download import ChecksumError, MissingSourceError, UnpinnedChecksumError, UnsafeArchiveError, fetch
+from pipeline.data.download import (ChecksumError, MirrorError, MissingSourceError, UnpinnedChecksumError,
+                                    UnsafeArchiveError, fetch, mirror_base)
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, so a cut after 5000 bytes leaves a real partial file
 
 
 class FileServer:
-    """Serves `files` (path -> bytes); records (path, Range header) per request; can cut or ignore Range."""
+    """Serves `files` (path -> bytes); records (path, Range header) per request; can cut or ignore Range.
+
+    HEAD requests, as a publisher's digest lookup makes them, are answered from `head` (path -> (status,
+    headers); 404 otherwise) and recorded in `heads`.
+    """
 
     def __init__(self):
         self.files, self.requests, self.cut_first = {}, [], {}
+        self.head, self.heads = {}, []
         self.ignore_range = False
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                path = self.path.lstrip("/")
+                server.heads.append(path)
+                status, headers = server.head.get(path, (404, {}))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self):
                 path, rng = self.path.lstrip("/"), self.headers.get("Range")
                 server.requests.append((path, rng))
@@ -178,6 +195,27 @@ def test_mirrors_are_tried_in_order(server, tmp_path):
     entry["files"][0]["urls"].append(server.url("mirror2/net.pth"))
     assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
     assert [path for path, _ in server.requests] == ["mirror1/net.pth", "mirror2/net.pth"]
+
+
+def test_a_wrong_copy_is_deleted_and_the_next_url_tried(server, tmp_path):
+    server.files["stale/net.pth"], server.files["good/net.pth"] = PAYLOAD[::-1], PAYLOAD
+    entry = weights_entry(server.url("stale/net.pth"), PAYLOAD)
+    entry["files"][0]["urls"].append(server.url("good/net.pth"))
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["stale/net.pth", "good/net.pth"]
+    assert all_files(tmp_path) == ["data/weights/.net.pth.verified.json", "data/weights/net.pth"]
+
+
+def test_no_matching_copy_is_a_checksum_error_naming_every_url(server, tmp_path):
+    server.files["stale/net.pth"] = PAYLOAD[::-1]
+    entry = weights_entry(server.url("stale/net.pth"), PAYLOAD)
+    entry["files"][0]["urls"].append(server.url("gone/net.pth"))
+    with pytest.raises(ChecksumError) as err:
+        fetch("net", entry, tmp_path, progress=False)
+    message = str(err.value)
+    assert server.url("stale/net.pth") in message and "does not match" in message
+    assert server.url("gone/net.pth") in message and "404" in message
+    assert all_files(tmp_path) == []
 
 
 def test_checksum_mismatch_leaves_no_file(server, tmp_path):
@@ -335,3 +373,143 @@ def test_manual_source_in_place_is_accepted(tmp_path):
     (folder / "a_HR.png").write_bytes(b"h")
     (folder / "a_LR4.png").write_bytes(b"l")
     assert fetch("real", copy.deepcopy(MANUAL), tmp_path, progress=False) == tmp_path / "data/raw/Real"
+
+
+# --- digests stated by the publisher ----------------------------------------------------------------------
+
+HF_PATH = "datasets/o/r/resolve/main/net.pth"
+GH_PATH = "o/r/releases/download/v1/net.pth"
+GH_API_PATH = "api/repos/o/r/releases/tags/v1"
+
+
+def git_sha1(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def published_entry(url, data, publisher, prefix=None):
+    entry = weights_entry(url, data)
+    entry["files"][0]["checksum"] = {"algorithm": "sha256-prefix" if prefix else "sha256", "value": prefix,
+                                     "published": publisher}
+    return entry
+
+
+def github_release(server, monkeypatch, digest):
+    monkeypatch.setattr(download, "GITHUB_API", server.url("api"))
+    asset = {"name": "net.pth", "digest": digest, "browser_download_url": server.url(GH_PATH)}
+    server.files[GH_API_PATH] = json.dumps({"tag_name": "v1", "assets": [asset]}).encode()
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Linked-Etag": f'"{sha256(PAYLOAD)}"', "ETag": '"a-pointer-file-etag"'},  # LFS: on the redirect
+    {"ETag": f'"{git_sha1(PAYLOAD)}"'},  # a small file kept in git: its blob id
+    {"ETag": f'W/"{git_sha1(PAYLOAD)}"'},
+])
+def test_hugging_face_digest_verifies_an_unpinned_file(server, tmp_path, headers):
+    server.files[HF_PATH] = PAYLOAD
+    server.head[HF_PATH] = (302 if "X-Linked-Etag" in headers else 200, headers)
+    path = fetch("net", published_entry(server.url(HF_PATH), PAYLOAD, "huggingface"), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.heads == [HF_PATH]
+
+
+def test_github_release_digest_verifies_an_unpinned_file(server, tmp_path, monkeypatch):
+    server.files[GH_PATH] = PAYLOAD
+    github_release(server, monkeypatch, f"sha256:{sha256(PAYLOAD)}")
+    path = fetch("net", published_entry(server.url(GH_PATH), PAYLOAD, "github-release"), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == [GH_API_PATH, GH_PATH]
+
+
+@pytest.mark.parametrize("publisher", ["huggingface-lfs", "huggingface-git", "github-release"])
+def test_a_file_unlike_its_published_digest_is_deleted(server, tmp_path, monkeypatch, publisher):
+    other = PAYLOAD[::-1]
+    if publisher == "github-release":
+        url = server.url(GH_PATH)
+        github_release(server, monkeypatch, f"sha256:{sha256(other)}")
+    else:
+        url = server.url(HF_PATH)
+        server.head[HF_PATH] = ((302, {"X-Linked-Etag": f'"{sha256(other)}"'}) if publisher == "huggingface-lfs"
+                                else (200, {"ETag": f'"{git_sha1(other)}"'}))
+    server.files[GH_PATH] = server.files[HF_PATH] = PAYLOAD
+    entry = published_entry(url, PAYLOAD, publisher.removesuffix("-lfs").removesuffix("-git"))
+    with pytest.raises(ChecksumError, match="does not match") as err:
+        fetch("net", entry, tmp_path, progress=False)
+    assert not isinstance(err.value, UnpinnedChecksumError)
+    assert all_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("publisher, answer", [
+    ("huggingface", None),  # HEAD 404: the publisher cannot be asked
+    ("huggingface", (302, {"Location": "https://cdn.example/x"})),  # a redirect without X-Linked-Etag
+    ("github-release", None),  # the API answers 404
+    ("github-release", ""),  # the asset has no digest
+])
+def test_a_publisher_without_a_digest_falls_back_to_trust_on_first_use(server, tmp_path, monkeypatch,
+                                                                         publisher, answer):
+    if publisher == "huggingface":
+        url = server.url(HF_PATH)
+        if answer is not None:
+            server.head[HF_PATH] = answer
+    else:
+        url = server.url(GH_PATH)
+        monkeypatch.setattr(download, "GITHUB_API", server.url("api"))
+        if answer is not None:
+            github_release(server, monkeypatch, answer or None)
+    server.files[HF_PATH] = server.files[GH_PATH] = PAYLOAD
+    entry = published_entry(url, PAYLOAD, publisher)
+    with pytest.raises(UnpinnedChecksumError, match="no digest could be read") as err:
+        fetch("net", entry, tmp_path, progress=False)
+    assert sha256(PAYLOAD) in str(err.value)
+    assert (tmp_path / "data/downloads/net/net.pth").read_bytes() == PAYLOAD  # kept, for the user to pin
+
+    entry["files"][0]["checksum"] = {"algorithm": "sha256", "value": sha256(PAYLOAD)}
+    server.requests.clear()
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert server.requests == []
+
+
+def test_a_pinned_prefix_is_completed_by_the_published_digest(server, tmp_path, monkeypatch):
+    server.files[GH_PATH] = PAYLOAD
+    entry = published_entry(server.url(GH_PATH), PAYLOAD, "github-release", prefix=sha256(PAYLOAD)[:8])
+    github_release(server, monkeypatch, f"sha256:{sha256(PAYLOAD[::-1])}")  # the prefix alone would pass
+    with pytest.raises(ChecksumError, match="published|assets"):
+        fetch("net", entry, tmp_path, progress=False)
+    assert all_files(tmp_path) == []
+
+    del server.files[GH_API_PATH]  # the publisher unreachable: the pinned prefix still holds
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+
+
+# --- the user-wide mirror ---------------------------------------------------------------------------------
+
+def test_mirror_is_tried_first_and_serves_an_entry_whose_own_url_is_dead(server, tmp_path):
+    server.files["mirror/net/net.pth"] = PAYLOAD
+    entry = weights_entry(server.url("dead/net.pth"), PAYLOAD)
+    path = fetch("net", entry, tmp_path, progress=False, mirror=server.url("mirror"))
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests == [("mirror/net/net.pth", None)]
+
+
+def test_a_wrong_mirror_copy_is_rejected_and_the_entry_url_used(server, tmp_path):
+    # The mirror behaves like Hugging Face and vouches for its own copy; only the publisher's URL is asked.
+    server.files["mirror/net/net.pth"], server.files[HF_PATH] = PAYLOAD[::-1], PAYLOAD
+    server.head["mirror/net/net.pth"] = (302, {"X-Linked-Etag": f'"{sha256(PAYLOAD[::-1])}"'})
+    server.head[HF_PATH] = (302, {"X-Linked-Etag": f'"{sha256(PAYLOAD)}"'})
+    entry = published_entry(server.url(HF_PATH), PAYLOAD, "huggingface")
+    assert fetch("net", entry, tmp_path, progress=False, mirror=server.url("mirror")).read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["mirror/net/net.pth", HF_PATH]
+    assert server.heads == [HF_PATH]
+
+
+def test_mirror_setting_param_before_environment(monkeypatch):
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    assert mirror_base(None) is None
+    monkeypatch.setenv(download.MIRROR_ENV, "http://env.example/sfd/")
+    assert mirror_base(None) == "http://env.example/sfd"
+    assert mirror_base("https://param.example") == "https://param.example"
+    assert mirror_base("") is None  # the param switches the environment's mirror off
+    with pytest.raises(MirrorError, match="download.mirror"):
+        mirror_base("ftp://param.example")
+    monkeypatch.setenv(download.MIRROR_ENV, "mirror.example")
+    with pytest.raises(MirrorError, match=download.MIRROR_ENV):
+        mirror_base(None)

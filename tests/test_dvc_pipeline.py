@@ -12,14 +12,14 @@ def test_bad_param_stops_stage_before_work(project_copy, tmp_path):
     bad = tmp_path / "bad"
     run(["cp", "-r", str(project_copy), str(bad)], tmp_path)
     (bad / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run(["python", "-m", "stages.download"], bad, check=False)
+    result = run(["python", "-m", "stages.download", "sr"], bad, check=False)
     assert result.returncode != 0
     assert "`profile`" in result.stderr
     assert not (bad / "data" / "raw").exists()
 
 
 def test_repro_synthesize_writes_layout(project_copy):
-    run(["dvc", "repro", "synthesize"], project_copy)
+    run(["dvc", "repro", "synthesize@sr", "synthesize@iqa"], project_copy)
     sets = project_copy / "data" / "sets"
     for name in ("quick_test", "quick_real", "quick_train"):
         hr, lr = list_images(sets / name / "HR"), list_images(sets / name / "LR_x4")
@@ -34,5 +34,6 @@ def test_repro_synthesize_writes_layout(project_copy):
     assert list(scores.columns) == ["image", "mos", "subset", "split"]
     assert len(scores) == 4 * 5 * 5 and set(scores["mos"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
     assert all((project_copy / "data" / "iqa" / "quick_distortions" / "images" / n).is_file() for n in scores["image"])
-    status = run(["dvc", "status", "-q", "download", "synthesize"], project_copy, check=False)
+    status = run(["dvc", "status", "-q", "download@sr", "download@iqa", "synthesize@sr", "synthesize@iqa"],
+                 project_copy, check=False)
     assert status.returncode == 0, status.stdout

@@ -47,5 +47,5 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real"} <= ran
-    assert not ran & {"download", "synthesize", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan",
+    assert not ran & {"download@sr", "synthesize@sr", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan",
                       "train_gan@featd", "train_gan@swinir_esrgan"}, ran

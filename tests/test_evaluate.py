@@ -81,7 +81,7 @@ def sr_run(tmp_path_factory):
            "table2": {"sets": ["rw"], "models": ["bicubic", "real"]},
            "external": [{"name": "ESRGAN-public", "weights": str(root / "public.pth"), "table": "table1"}]}
     (root / "torch").mkdir()
-    summary = evaluate_sr(cfg, "quick", sets_dir=root / "sets", models_dir=root / "models",
+    summary = evaluate_sr(cfg, "quick", sets_dirs=(root / "sets",), models_dir=root / "models",
                           results_dir=root / "results", metrics_dir=root / "metrics", torch_home=root / "torch",
                           niqe_params=write_niqe_mat(root / "niqe.mat"), device=CPU)
     return root, cfg, summary
@@ -161,7 +161,7 @@ def test_unusable_checkpoints_are_refused_before_any_model_runs(sr_run, tmp_path
     cfg = {**cfg, "external": [*cfg["external"], {"name": "bad", "weights": str(tmp_path / "bad.pth"),
                                                   "table": "table1"}]}
     with pytest.raises(CheckpointError, match=f"bad.pth.*{message}"):
-        evaluate_sr(cfg, "quick", sets_dir=root / "sets", models_dir=root / "models", results_dir=tmp_path / "out",
+        evaluate_sr(cfg, "quick", sets_dirs=(root / "sets",), models_dir=root / "models", results_dir=tmp_path / "out",
                     metrics_dir=tmp_path / "metrics", torch_home=root / "torch", niqe_params=root / "niqe.mat",
                     device=CPU)
     assert not (tmp_path / "out").exists()
@@ -170,7 +170,7 @@ def test_unusable_checkpoints_are_refused_before_any_model_runs(sr_run, tmp_path
 def test_a_set_in_both_tables_is_refused(sr_run, tmp_path):
     cfg = {**sr_run[1], "table2": {"sets": ["cls"], "models": ["bicubic"]}}
     with pytest.raises(ValueError, match="both tables"):
-        evaluate_sr(cfg, "quick", sets_dir=tmp_path, models_dir=tmp_path, device=CPU)
+        evaluate_sr(cfg, "quick", sets_dirs=(tmp_path,), models_dir=tmp_path, device=CPU)
 
 
 # ---------------------------------------------------------------------------------------------------- IQA --

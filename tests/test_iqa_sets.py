@@ -110,21 +110,58 @@ def test_pipal_families_from_pyiqa_meta_and_official_labels(tmp_path):
         pipal_family("ref.bmp")
 
 
-def test_ma_mat_pairs_names_and_scores_in_matlab_order(tmp_path):
-    names = np.array([["img1_m1.png", "img1_m2.png"], ["img2_m1.png", "img2_m2.png"]], dtype=object)
-    scores = np.array([[1.0, 2.0], [3.0, 4.0]])
-    _images(tmp_path / "SR", list(names.ravel()))
-    savemat(tmp_path / "scores.mat", {"img_names": names, "mos": scores, "note": "Ma et al. 2017"})
-    assert convert_iqa_set("ma", tmp_path / "SR", tmp_path / "scores.mat", tmp_path / "out") == 4
+def test_pipal_keeps_the_official_training_split_only(tmp_path):
+    """pyiqa's merged meta CSV: `official_split` train rows (Dist_Imgs) and val rows whose images are elsewhere."""
+    train = ["A0001_00_03.bmp", "A0001_03_23.bmp"]
+    _images(tmp_path / "Dist_Imgs", train)  # A0005_10_00.bmp is a val image (Val_Dist/): absent here
+    (tmp_path / "meta_info_PIPALDataset.csv").write_text(
+        "hq_name,dist_name,elo_score,official_split\n"
+        "A0001.bmp,A0001_00_03.bmp,1450.5,train\n"
+        "A0005.bmp,A0005_10_00.bmp,1390.25,val\n"
+        "A0001.bmp,A0001_03_23.bmp,1502.0,train\n")
+    assert convert_iqa_set("pipal", tmp_path / "Dist_Imgs", tmp_path / "meta_info_PIPALDataset.csv",
+                           tmp_path / "out") == 2
+    rows = _read_scores(tmp_path / "out")
+    assert [(r["image"], float(r["mos"]), r["subset"], r["split"]) for r in rows] == [
+        ("A0001_00_03.bmp", 1450.5, "Trad.SR", "train"), ("A0001_03_23.bmp", 1502.0, "GAN.SR", "train")]
+    (tmp_path / "val_only.csv").write_text("hq_name,dist_name,elo_score,official_split\n"
+                                           "A0005.bmp,A0005_10_00.bmp,1390.25,val\n")
+    with pytest.raises(ValueError, match=r"val_only\.csv: no rows with official_split `train`"):
+        convert_iqa_set("pipal", tmp_path / "Dist_Imgs", tmp_path / "val_only.csv", tmp_path / "out2")
+
+
+# Ma et al.'s images as the third-party list YunanZhu/RecycleD datasets/MaScoreDataset_all_pair.txt names them.
+MA_IMAGES = ["Bicubic/sf2/sigma0.8/187058.png", "Bicubic/sf8/sigma2.0/49024.png", "SRCNN/sf4/sigma1.2/130066.png"]
+
+
+def test_ma_authors_mat_is_refused_for_want_of_image_names(tmp_path):
+    """The upstream SubjectData/SubjectScore_Final_RightOrderPSNR.mat: mean40, 180 x 8, in index order."""
+    _images(tmp_path / "images", MA_IMAGES)
+    mat = tmp_path / "SubjectData" / "SubjectScore_Final_RightOrderPSNR.mat"
+    mat.parent.mkdir()
+    savemat(mat, {"mean40": np.random.default_rng(0).uniform(0, 10, (180, 8))})
+    with pytest.raises(ValueError, match=r"RightOrderPSNR\.mat: `mean40` holds 180 x 8 scores without image names"):
+        convert_iqa_set("ma", tmp_path / "images", mat, tmp_path / "out")
+    savemat(tmp_path / "other.mat", {"mos": np.ones((3, 2))})
+    with pytest.raises(ValueError, match=r"other\.mat: expected the variable `mean40`, found \['mos'\]"):
+        convert_iqa_set("ma", tmp_path / "images", tmp_path / "other.mat", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ma_scores_list_names_each_image(tmp_path):
+    _images(tmp_path / "images", MA_IMAGES)
+    (tmp_path / "MaScoreDataset_all_pair.txt").write_text(
+        "/Bicubic/sf2/sigma0.8/187058.png,7.65\n/Bicubic/sf8/sigma2.0/49024.png,3.325\n"
+        "/SRCNN/sf4/sigma1.2/130066.png,5.1\n")
+    assert convert_iqa_set("ma", tmp_path / "images", tmp_path / "MaScoreDataset_all_pair.txt", tmp_path / "out") == 3
     rows = _read_scores(tmp_path / "out")
     assert {r["image"]: float(r["mos"]) for r in rows} == {
-        "img1_m1.png": 1.0, "img1_m2.png": 2.0, "img2_m1.png": 3.0, "img2_m2.png": 4.0}
-
-
-def test_ma_mat_without_names_is_an_error(tmp_path):
-    savemat(tmp_path / "SubjectScore.mat", {"mean40": np.ones((3, 2))})
-    with pytest.raises(ValueError, match=r"SubjectScore\.mat: expected one variable of image names"):
-        convert_iqa_set("ma", tmp_path, tmp_path / "SubjectScore.mat", tmp_path / "out")
+        "Bicubic/sf2/sigma0.8/187058.png": 7.65, "Bicubic/sf8/sigma2.0/49024.png": 3.325,
+        "SRCNN/sf4/sigma1.2/130066.png": 5.1}
+    assert (tmp_path / "out" / "images" / "SRCNN/sf4/sigma1.2/130066.png").is_file()
+    (tmp_path / "bad.txt").write_text("/Bicubic/sf2/sigma0.8/187058.png 7.65\n")
+    with pytest.raises(ValueError, match=r"bad\.txt:1: expected `<image path>,<score>`"):
+        convert_iqa_set("ma", tmp_path / "images", tmp_path / "bad.txt", tmp_path / "out2")
 
 
 def test_missing_images_are_listed_and_nothing_is_written(tmp_path):

@@ -19,7 +19,7 @@ def resolved_stages() -> dict[str, tuple[str, set[str]]]:
 
 def test_every_stage_declares_exactly_the_params_it_reads():
     stages = resolved_stages()
-    assert {"download", "synthesize", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@sfd",
+    assert {"download@sr", "download@train_weights", "synthesize@sr", "synthesize@iqa", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@sfd",
             "train_gan@swinir_sfd", "train_real"} <= set(stages)
     for name, (cmd, declared) in stages.items():
         if not cmd.startswith("python -m "):  # the papermill notebook: its only param is interpolated in the command

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.data.registry import load_registry, provided_paths, validate_entry
+from pipeline.data.registry import entry_group, load_registry, provided_paths, validate_entry
 
 REGISTRY = Path(__file__).resolve().parents[1] / "data/registry.yaml"
 
@@ -14,8 +14,9 @@ SETS = ["DIV2K_train", "DIV2K100", "Flickr2K", "OST", "Set5", "Set14", "B100", "
         "PIPAL", "KonIQ-10k", "LIVE-itW", "Ma"]
 WEIGHT_FILES = ["vgg19-dcbb9e9d.pth", "LPIPS_v0.1_alex-df73285e.pth", "alexnet-owt-7be5be79.pth",
                 "DISTS_weights-f5e65c96.pth", "vgg16-397923af.pth", "niqe_modelparameters.mat",
-                "RRDB_PSNR_x4.pth", "RRDB_ESRGAN_x4.pth", "ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth",
-                "RealESRGAN_x4plus.pth", "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"]
+                "RRDB_PSNR_x4.pth", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+                "ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth", "RealESRGAN_x4plus.pth", "RealESRNet_x4plus.pth",
+                "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"]
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +47,44 @@ def test_pinned_checksums_cite_their_source(registry):
                 assert spec["checksum"].get("source"), name
 
 
+def test_files_whose_publisher_states_a_digest_are_checked_against_it(registry):
+    # Every Hugging Face resolve URL and GitHub release asset without a full pinned digest names its publisher,
+    # so that trust on first use is left to the files nobody publishes a digest for.
+    for name, entry in registry.items():
+        for spec in entry.get("files", []):
+            checksum = spec["checksum"]
+            if checksum["value"] is None or checksum["algorithm"] == "sha256-prefix":
+                first = spec["urls"][0]
+                if re.match(r"https://huggingface\.co/.+/resolve/", first):
+                    assert checksum.get("published") == "huggingface", name
+                elif re.match(r"https://github\.com/[^/]+/[^/]+/releases/download/", first):
+                    assert checksum.get("published") == "github-release", name
+
+
+def test_public_esrgan_is_the_basicsr_release_asset(registry):
+    esrgan = registry["esrgan_rrdb_esrgan_x4"]
+    assert esrgan["target"] == "data/weights/eval/generators/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth"
+    assert esrgan["files"][0]["checksum"] == {"algorithm": "sha256-prefix", "value": "ff704c30",
+                                              "source": "BasicSR file name (sha256[:8])",
+                                              "published": "github-release"}
+
+
 def test_sr_sets_are_folders_and_real_pairs_are_globs(registry):
     provides = {s: v for e in registry.values() if e["kind"] == "dataset" for s, v in e["provides"].items()}
     assert provides["Set5"] == "benchmark/Set5/HR"
     assert provides["DIV2K100"] == "DIV2K_valid_HR"
-    assert provides["RealSR"] == {"hr": "RealSR(V3)", "pattern": "*/Test/4/*"}  # HR and LR side by side
-    assert set(provides["DRealSR"]) == {"hr", "lr"}
+    assert provides["OST"] == "OutdoorSceneTrain_v2"  # the training images only, not OutdoorSceneTest300 / OutdoorSeg
+    # each dataset's own file-name suffixes: RealSR V3 Canon_001_HR / _LR4 side by side, DRealSR HR _x4 / LR _x1
+    assert provides["RealSR"] == {"hr": "RealSR(V3)", "pattern": "*/Test/4/*", "hr_suffix": "_HR", "lr_suffix": "_LR4"}
+    assert provides["DRealSR"] == {"hr": "Test_x4/test_HR", "lr": "Test_x4/test_LR", "hr_suffix": "_x4",
+                                   "lr_suffix": "_x1"}
+    assert provided_paths({"provides": {"X": provides["DRealSR"]}}) == ["Test_x4/test_HR", "Test_x4/test_LR"]
     assert provides["KonIQ-10k"]["format"] == "koniq"
     assert provided_paths({"provides": {"X": provides["PIPAL"]}}) == [provides["PIPAL"]["images"],
                                                                        provides["PIPAL"]["scores"]]
 
 
-VALID = {"kind": "dataset", "description": "d", "licence": "l", "layout": "l", "target": "data/raw/x",
+VALID = {"kind": "dataset", "description": "d", "licence": "l", "layout": "l", "target": "data/raw/sr/x",
          "files": [{"urls": ["https://example.org/x.zip"], "size": 10, "archive": "zip",
                     "checksum": {"algorithm": "md5", "value": "0" * 32, "source": "s"}}],
          "provides": {"X": "imgs", "Y": {"images": "i", "scores": "s.csv", "format": "koniq"}}}
@@ -82,6 +109,8 @@ def _set(entry, dotted, value):
     ("kind", "model", "kind"),
     ("target", "data/raw/../../etc", "target"),
     ("target", "data/weights/x", "target"),
+    ("target", "data/raw/x", "target"),          # a dataset lies in a group's folder, data/raw/<group>/<name>
+    ("target", "data/raw/other/x", "target"),
     ("files.0.urls", ["http://example.org/x.zip"], "files[0].urls"),
     ("files.0.urls", [], "files[0].urls"),
     ("files.0.archive", "rar", "files[0].archive"),
@@ -92,6 +121,8 @@ def _set(entry, dotted, value):
     ("manual", {"page": "https://example.org", "instructions": "i"}, "files"),
     ("provides", {"X": "../outside"}, "provides.X"),
     ("provides", {"X": {"images": "i", "scores": "s", "format": "mos"}}, "provides.X.format"),
+    ("provides", {"X": {"hr": "HR", "lr": "LR"}}, "provides.X"),  # real pairs without their suffixes
+    ("provides", {"X": {"hr": "HR", "hr_suffix": "_HR", "lr_suffix": "x/4"}}, "provides.X.lr_suffix"),
     ("provides", {}, "provides"),
 ])
 def test_malformed_entry_is_rejected_naming_the_field(where, value, field):
@@ -101,9 +132,51 @@ def test_malformed_entry_is_rejected_naming_the_field(where, value, field):
         validate_entry("bad", entry)
 
 
+PUBLISHED = {"kind": "weights", "description": "d", "licence": "l", "layout": "l", "target": "data/weights/eval/x.pth",
+             "files": [{"urls": ["https://huggingface.co/o/r/resolve/main/x.pth",
+                                 "https://github.com/o/r/releases/download/v1/x.pth"],
+                        "size": None, "archive": "none",
+                        "checksum": {"algorithm": "sha256", "value": None, "published": "huggingface"}}]}
+
+
+@pytest.mark.parametrize("checksum", [
+    {"algorithm": "sha256", "value": None, "published": "huggingface"},  # no note needed: the digest is asked
+    {"algorithm": "sha256", "value": None, "published": "github-release"},
+    {"algorithm": "sha256-prefix", "value": "0123abcd", "source": "s", "published": "huggingface"},
+])
+def test_published_checksum_passes(checksum):
+    entry = copy.deepcopy(PUBLISHED)
+    entry["files"][0]["checksum"] = checksum
+    validate_entry("p", entry)
+
+
+@pytest.mark.parametrize("checksum, urls, problem", [
+    ({"published": "gitlab"}, None, "must be one of"),
+    ({"algorithm": "md5", "value": "0" * 32, "source": "s"}, None, "only read while the value is null"),
+    ({}, ["https://hf-mirror.com/o/r/resolve/main/x.pth"], "huggingface file on huggingface.co"),
+    ({}, ["https://huggingface.co/o/r/blob/main/x.pth"], "huggingface file on huggingface.co"),
+    ({"published": "github-release"}, ["https://github.com/o/r/archive/v1.zip"], "github.com"),
+])
+def test_published_checksum_is_rejected_naming_the_field(checksum, urls, problem):
+    entry = copy.deepcopy(PUBLISHED)
+    entry["files"][0]["checksum"].update(checksum)
+    if urls is not None:
+        entry["files"][0]["urls"] = urls
+    with pytest.raises(ValueError, match=rf"'p': field 'files\[0\]\.checksum\.published' .*{re.escape(problem)}"):
+        validate_entry("p", entry)
+
+
+def test_manual_checksum_cannot_name_a_publisher():
+    entry = {k: v for k, v in PUBLISHED.items() if k != "files"}
+    entry["manual"] = {"page": "https://example.org", "instructions": "i",
+                       "checksum": {"algorithm": "sha256", "value": None, "published": "huggingface"}}
+    with pytest.raises(ValueError, match=r"field 'manual\.checksum\.published' applies to downloadable files"):
+        validate_entry("m", entry)
+
+
 def test_weights_entry_must_be_one_plain_file():
     entry = copy.deepcopy(VALID)
-    entry.update(kind="weights", target="data/weights/x.pth")
+    entry.update(kind="weights", target="data/weights/eval/x.pth")
     del entry["provides"]
     with pytest.raises(ValueError, match="field 'files'"):
         validate_entry("w", entry)
@@ -120,7 +193,8 @@ def test_load_registry_reports_entry_name(tmp_path):
 
 def test_every_weights_file_the_paper_profile_reads_is_downloaded_by_it(registry):
     params = yaml.safe_load((REGISTRY.parents[1] / "params.yaml").read_text())
-    fetched = {registry[name]["target"] for name in params["download"]["paper"]["entries"]}
+    fetched = {registry[name]["target"] for group in params["download"]["paper"]["groups"].values()
+               for name in group["entries"]}
 
     def paths(node):
         if isinstance(node, dict):
@@ -133,5 +207,14 @@ def test_every_weights_file_the_paper_profile_reads_is_downloaded_by_it(registry
             yield node
 
     read = set(paths({k: v for k, v in params.items() if k != "download"}))
-    assert "data/weights/generators/001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth" in read
+    assert "data/weights/train/generators/001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth" in read
     assert {p for p in read if not any(p == t or p.startswith(t.rstrip("/") + "/") for t in fetched)} == set()
+
+
+def test_weights_lie_in_the_folder_of_their_group_and_groups_follow_targets(registry):
+    """A weights file outside data/weights/{train,eval}/ is refused; every entry's group is its target's folder."""
+    entry = {**copy.deepcopy(PUBLISHED), "target": "data/weights/x.pth"}
+    with pytest.raises(ValueError, match="field 'target'"):
+        validate_entry("w", entry)
+    assert entry_group(registry["DRealSR"]) == "real_pairs" and entry_group(registry["vgg19"]) == "train_weights"
+    assert entry_group(registry["lpips_alex"]) == "eval_weights"

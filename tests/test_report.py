@@ -72,6 +72,14 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
             "weights": {"featd": "models/sfd/sfd_iqa.safetensors"}, "source": "esrgan image_d vs sfd Feat-D"}
     for name, data in (("sr", sr), ("iqa", iqa), ("tsne", tsne)):
         (metrics / f"{name}.json").write_text(json.dumps(data))
+    (metrics / "downloads").mkdir()  # the download stages' manifests (stages/download.py)
+    (metrics / "downloads" / "weights.json").write_text(json.dumps({"profile": "quick", "group": "weights", "entries": {
+        "vgg19": {"kind": "weights", "target": "data/weights/torch/hub/checkpoints/vgg19-dcbb9e9d.pth",
+                  "files": [{"file": "vgg19-dcbb9e9d.pth", "checksum": "sha256-prefix dcbb9e9d",
+                             "source": "torchvision file name"}]},
+        "clip_rn50_openai": {"kind": "weights", "target": "data/weights/clip/x.safetensors",
+                             "files": [{"file": "open_clip_model.safetensors", "checksum": "sha256 " + "0" * 64,
+                                        "source": "stand-in (random values)"}]}}}))
     figures = root / "reports" / "figures"
     figures.mkdir(parents=True)
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "tsne.png")
@@ -182,6 +190,8 @@ def test_header_says_profile_weights_and_revision(page):
     assert "unknown" in html  # the fixture folder is not a git work tree
     assert "random (seed 0)" in parser.ids["weights"] and "models/sfd: clip" in parser.ids["weights"]
     assert "2026-11-01" in html
+    assert "vgg19-dcbb9e9d.pth" in parser.ids["downloads"] and "torchvision file name" in parser.ids["downloads"]
+    assert "clip_rn50_openai (open_clip_model.safetensors)" in html  # its pin says random: in the warning
     assert "lambda4" in parser.ids["params"] and "prompt_logit_scale" in parser.ids["choices"]
 
 

@@ -119,6 +119,16 @@ def test_each_missing_file_is_named_and_pickled_files_are_refused(tmp_path):
         create_metric("lpips", tmp_path)
 
 
+def test_clipiqa_with_another_rn50_file_is_na_before_pyiqa_goes_online(tmp_path, monkeypatch):
+    """pyiqa re-downloads an RN50.pt whose sha256 differs from its URL's; offline that must be an n/a reason."""
+    path = tmp_path / "hub/clip/RN50.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not OpenAI's file")
+    monkeypatch.setattr("pyiqa.create_metric", lambda *a, **k: pytest.fail("pyiqa must not be reached"))
+    with pytest.raises(MetricUnavailable, match="RN50.pt is not OpenAI's RN50.pt .*afeb0e10f9e5a86d"):
+        create_metric("clipiqa", tmp_path)
+
+
 def test_niqe_without_its_model_is_na(tmp_path):
     with pytest.raises(MetricUnavailable, match="weights not available: .*missing.mat"):
         create_metric("niqe", tmp_path, niqe_params=tmp_path / "missing.mat")

@@ -35,18 +35,44 @@ def test_bicubic_is_antialiased_downscaling():
 def test_subimage_starts_cover_the_image_like_basicsr():
     assert subimage_starts(1000, 480, 240) == [0, 240, 480, 520]
     assert subimage_starts(960, 480, 240) == [0, 240, 480]
-    assert subimage_starts(100, 480, 240) == []
+    assert subimage_starts(480, 480, 240) == [0]
+    assert subimage_starts(100, 480, 240) == [0]  # a short axis gives one crop (of its own length)
 
 
 def test_subimages_are_aligned(tmp_path):
     rng = np.random.default_rng(1)
     write_image(tmp_path / "src" / "a.png", rng.integers(0, 256, (70, 90, 3), dtype=np.uint8))
     write_classical_set(tmp_path / "src", tmp_path / "set", 4)
-    assert cut_subimages(tmp_path / "set", 32, 16, 4) == 4 * 5  # 68 x 88 after mod-crop
+    assert cut_subimages(tmp_path / "set", 32, 16, 4) == {"images": 1, "sub-images": 4 * 5, "small images": 0}
     hr, lr = read_image(tmp_path / "set" / "HR" / "a.png"), read_image(tmp_path / "set" / "LR_x4" / "a.png")
     subs = list_images(tmp_path / "set" / "HR_sub")
     last_hr, last_lr = read_image(subs[-1]), read_image(tmp_path / "set" / "LR_x4_sub" / subs[-1].name)
     assert (last_hr == hr[-32:, -32:]).all() and (last_lr == lr[-8:, -8:]).all()
+
+
+def test_images_smaller_than_the_subimage_still_contribute(tmp_path):
+    """An OST-like image shorter than the sub-image size: one crop of its own height, aligned with its LR."""
+    rng = np.random.default_rng(2)
+    write_image(tmp_path / "src" / "short.png", rng.integers(0, 256, (40, 88, 3), dtype=np.uint8))
+    write_image(tmp_path / "src" / "tiny.png", rng.integers(0, 256, (20, 28, 3), dtype=np.uint8))
+    write_image(tmp_path / "src" / "big.png", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    write_classical_set(tmp_path / "src", tmp_path / "set", 4)
+    counts = cut_subimages(tmp_path / "set", 48, 24, 4)
+    # short: rows [0] x columns [0, 24, 40] (88 = 40 + 48); tiny: one 20 x 28 crop; big: one 48 x 48 crop
+    assert counts == {"images": 3, "sub-images": 3 + 1 + 1, "small images": 2}
+    sizes = {p.name: read_image(p).shape[:2] for p in list_images(tmp_path / "set" / "HR_sub")}
+    assert sorted(sizes.values()) == [(20, 28), (40, 48), (40, 48), (40, 48), (48, 48)]
+    hr, lr = read_image(tmp_path / "set" / "HR" / "short.png"), read_image(tmp_path / "set" / "LR_x4" / "short.png")
+    last = sorted(n for n in sizes if n.startswith("short"))[-1]
+    np.testing.assert_array_equal(read_image(tmp_path / "set" / "HR_sub" / last), hr[:, 40:88])
+    np.testing.assert_array_equal(read_image(tmp_path / "set" / "LR_x4_sub" / last), lr[:, 10:22])
+
+
+def test_subimages_refuse_hr_that_is_not_scale_times_lr(tmp_path):
+    write_image(tmp_path / "set" / "HR" / "a.png", np.zeros((40, 40, 3), np.uint8))
+    write_image(tmp_path / "set" / "LR_x4" / "a.png", np.zeros((9, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"a\.png: HR 40x40 must be a multiple of 4 and 4 x its LR 10x9"):
+        cut_subimages(tmp_path / "set", 32, 16, 4)
 
 
 def test_realworld_set_is_deterministic_for_a_seed(tmp_path):
@@ -94,10 +120,10 @@ def test_paper_profile_centre_crops_the_real_pairs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     lr = rng.integers(0, 256, (130, 140, 3), dtype=np.uint8)
-    write_image(Path("data/raw/DRealSR/Test_x4/test_LR/a_x4.png"), lr)
-    write_image(Path("data/raw/DRealSR/Test_x4/test_HR/a_x1.png"), np.repeat(np.repeat(lr, 4, 0), 4, 1))
-    counts = synthesize(cfg, 0, params["degradation"], load_registry(ROOT / "data/registry.yaml"), Path("sets"),
-                        Path("iqa"))
+    write_image(Path("data/raw/real_pairs/DRealSR/Test_x4/test_LR/a_x1.png"), lr)  # DRealSR's names: LR _x1, HR _x4
+    write_image(Path("data/raw/real_pairs/DRealSR/Test_x4/test_HR/a_x4.png"), np.repeat(np.repeat(lr, 4, 0), 4, 1))
+    counts = synthesize("real_pairs", cfg, 0, params["degradation"], load_registry(ROOT / "data/registry.yaml"),
+                        Path("sets"), Path("data/raw/real_pairs/quick"))
     assert counts == {"DRealSR": 1}
     lr_out, hr_out = read_image("sets/DRealSR/LR_x4/a.png"), read_image("sets/DRealSR/HR/a.png")
     np.testing.assert_array_equal(lr_out, lr[1:129, 6:134])

@@ -4,7 +4,10 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
+
+from conftest import ROOT
 
 from pipeline.archs.clip_encoder import TINY_ARCH, CLIPEncoder
 from pipeline.archs.featd import FeatD
@@ -118,7 +121,7 @@ def test_stage_writes_figure_and_contract_json(models, images, tmp_path):
     saved = json.loads(out.read_text())
     assert saved == result
     assert saved["profile"] == "quick" and saved["n_points"] == 20 and saved["n_classes"] == 4
-    assert saved["classes"] == ["img0", "img1", "img2", "img3"]
+    assert saved["classes"] == ["img0", "img1", "img2", "img3"] and saved["categories"] is None
     assert set(saved["silhouette"]) == {"image_d", "featd"}
     assert all(-1 <= v <= 1 for v in saved["silhouette"].values())
     # crops of one flat-colour image are near-identical to either network: the classes separate in feature space
@@ -127,6 +130,29 @@ def test_stage_writes_figure_and_contract_json(models, images, tmp_path):
     assert "image_d.safetensors" in saved["source"] and "sfd_iqa.safetensors" in saved["source"]
     with Image.open(png) as im:
         assert im.format == "PNG" and im.width > im.height > 300
+
+
+def test_paper_categories_on_an_ost_layout(models, tmp_path):
+    """OST's seven upstream folders: the paper profile's six categories are read, `plant` is left out, and the JSON
+    states the categories used beside the paper's (whose bear/cat/dog OST's `animal` stands in for)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["tsne"]
+    categories = params["paper"]["categories"]
+    assert categories == ["animal", "building", "grass", "mountain", "sky", "water"]
+    root = tmp_path / "OST" / "OutdoorSceneTrain_v2"
+    rng = np.random.default_rng(1)
+    for k, name in enumerate(("animal", "building", "grass", "mountain", "plant", "sky", "water")):
+        colour = rng.integers(0, 256, 3)
+        for i in range(3):
+            img = np.clip(colour + rng.normal(0, 8, (56, 64, 3)), 0, 255).astype(np.uint8)
+            write_image(root / name / f"{name}_{i:04d}.png", img)
+    cfg = config(models, root, categories=categories, images_per_class=2, crops_per_image=1)
+    result = run_tsne(cfg, seed=0, profile="paper", out_png=tmp_path / "tsne.png", out_json=tmp_path / "tsne.json")
+    saved = json.loads((tmp_path / "tsne.json").read_text())
+    assert saved == result
+    assert saved["classes"] == saved["categories"] == categories
+    assert saved["paper_categories"] == ["bear", "building", "cat", "dog", "grass", "mountain", "sky", "water"]
+    assert saved["n_classes"] == 6 and saved["n_points"] == 12  # 2 images x 1 crop per category; no plant
+    assert "6 category folders" in saved["source"]
 
 
 def test_stage_is_deterministic_for_a_seed(models, images, tmp_path):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
-from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
+from pipeline.checkpoint import CheckpointError, key_mismatch, load_state_dict
 
 PAPER_ARCH = "RN50-quickgelu"
 TINY_ARCH = "clip_tiny"
@@ -77,8 +77,15 @@ def build_clip_model(arch: str, weights: str) -> tuple[nn.Module, str]:
         model = open_clip.create_model(arch)
     if weights == "none":
         return model, f"random (seed {RANDOM_SEED})"
-    state, _ = load_state_dict(weights)
-    load_into(model, state)
+    state, _ = load_state_dict(weights)  # readable, weights only: our errors before open_clip's
+    try:
+        # open_clip's own loader, so a file is accepted exactly when open_clip accepts it (converted third-party
+        # layouts, BatchNorm files without num_batches_tracked, a differently sized position table).
+        open_clip.load_checkpoint(model, str(weights), strict=True)
+    except RuntimeError as e:
+        mismatch = key_mismatch([k for k in model.state_dict() if not k.endswith("num_batches_tracked")], list(state))
+        raise CheckpointError(f"{weights} does not fit open_clip {arch}: "
+                              f"{mismatch or ' '.join(str(e).split())[:300]}") from None
     return model, f"file {Path(weights).name}"
 
 

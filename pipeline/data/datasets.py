@@ -19,7 +19,9 @@ def augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarr
 
 class PairedPatches(Dataset):
     """Aligned (LR, HR) patches from the `HR_sub` (and `lr_dir`) sub-images of one or more training sets: HR
-    `patch` px, LR `patch / scale` px, cropped at the same place; without `lr_dir`, HR patches only.
+    `patch` px, LR `patch / scale` px, cropped at the same place; without `lr_dir`, HR patches only (the
+    real-world run's crops, which the degradation turns into LR), and a sub-image smaller than `patch` is padded
+    to it as Real-ESRGAN does. Paired patches never pad: a smaller sub-image is an error.
 
     Items are fetched by (epoch, index) keys (`trainer.SeededBatches`) and sampling is a pure function of
     (seed, epoch, index), so a resumed run sees the same patches as an uninterrupted one with any number of
@@ -39,15 +41,22 @@ class PairedPatches(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
-        hr = read_image(self.hr_paths[index])
+        path = self.hr_paths[index]
+        hr = read_image(path)
         size, lsize = self.patch, self.patch // self.scale
+        if hr.shape[0] < size or hr.shape[1] < size:
+            if self.lr_dir is not None:
+                raise ValueError(f"{path}: sub-image {hr.shape[1]}x{hr.shape[0]} is smaller than the {size} px patch")
+            # Real-ESRGAN pads a small HR image to its 400 px crop with reflect-101 at the bottom/right
+            # (xinntao/Real-ESRGAN realesrgan/data/realesrgan_dataset.py, cv2.BORDER_REFLECT_101; numpy's "reflect")
+            pad_y, pad_x = max(0, size - hr.shape[0]), max(0, size - hr.shape[1])
+            hr = np.pad(hr, ((0, pad_y), (0, pad_x), (0, 0)), mode="reflect")
         y = int(rng.integers(hr.shape[0] // self.scale - lsize + 1))
         x = int(rng.integers(hr.shape[1] // self.scale - lsize + 1))
         hr = hr[y * self.scale : y * self.scale + size, x * self.scale : x * self.scale + size]
         if self.lr_dir is None:
             (hr,) = augment([hr], rng)
             return {"hr": to_tensor(hr)[0]}
-        path = self.hr_paths[index]
         lr = read_image(path.parent.parent / self.lr_dir / path.name)[y : y + lsize, x : x + lsize]
         lr, hr = augment([lr, hr], rng)
         return {"lr": to_tensor(lr)[0], "hr": to_tensor(hr)[0]}

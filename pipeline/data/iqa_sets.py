@@ -15,8 +15,10 @@ Readers, one per source format (each returns the rows of one scores file):
   practice images of the LIVE Challenge study (t1.bmp ... t7.bmp) are dropped, as pyiqa's LIVEChallengeDataset
   does, leaving the 1162 images the literature reports on.
 - `pipal`: the PIPAL training set, scored either by pyiqa's `meta_info_PIPALDataset.csv`
-  (`hq_name,dist_name,elo_score`) or by the official `Train_Label/` folder (`A0001.txt`, lines `<name>,<elo>`).
-- `ma`: Ma et al.'s SR-IQA set, a .mat file read with scipy.io.loadmat holding the image names and their scores.
+  (`hq_name,dist_name,elo_score[,official_split]`, only its `train` rows) or by the official `Train_Label/` folder
+  (`A0001.txt`, lines `<name>,<elo>`).
+- `ma`: Ma et al.'s SR-IQA set (chaoma99/sr-metric): a list of `<image path>,<score>` lines naming each image; the
+  authors' own `mean40` .mat is recognised and refused, since nothing published ties its cells to image files.
 """
 from __future__ import annotations
 
@@ -127,6 +129,16 @@ def pipal_family(image: str) -> str:
 
 
 def read_pipal(scores_file: Path) -> list[IQARow]:
+    """PIPAL's labelled training part (the distorted images of Dist_Imgs with their Elo scores), the part the paper
+    evaluates in Tables 3 and 4 (data/registry.yaml, entry PIPAL).
+
+    pyiqa's meta CSV also lists other splits in its `official_split` column; pyiqa selects rows whose value equals
+    the phase (`train`, `val`, `test`) with `split_index: official_split`, its default for PIPAL (pyiqa 0.1.16:
+    default_dataset_configs.yml, data/base_iqa_dataset.py `get_split`; pyiqa docs/Dataset_Preparation.md). Only
+    `train` rows are kept: the others' images are not in Dist_Imgs (the 1,000 `val` rows are in Val_Dist/, as
+    third-party code reading pyiqa's archive finds them). The official `Train_Label/` folder and pyiqa's older CSV
+    without the column (its scripts/process_pipal.py) hold training rows only. Every row gets split `train`.
+    """
     if scores_file.is_dir():  # official Train_Label/: one headerless `<name>,<elo>` file per reference image
         pairs = []
         for txt in sorted(scores_file.glob("*.txt")):
@@ -138,39 +150,48 @@ def read_pipal(scores_file: Path) -> list[IQARow]:
             raise ValueError(f"{scores_file}: no `<name>,<score>` lines in *.txt files")
     else:
         rows = _read_csv(scores_file, ("dist_name", "elo_score"))
+        if rows and "official_split" in rows[0]:
+            rows = [r for r in rows if r["official_split"] == "train"]
+            if not rows:
+                raise ValueError(f"{scores_file}: no rows with official_split `train`")
         pairs = [(r["dist_name"], _to_float(r["elo_score"], scores_file, r["dist_name"])) for r in rows]
-    return [IQARow(name, score, pipal_family(name)) for name, score in pairs]
-
-
-def _mat_strings(value: np.ndarray) -> list[str] | None:
-    """The strings of a MATLAB char array or cell array of strings, in MATLAB (column-major) order; else None."""
-    if value.dtype.kind == "U":
-        return [str(s).strip() for s in value.ravel(order="F")]
-    if value.dtype == object:
-        items = [np.asarray(v) for v in value.ravel(order="F")]
-        if items and all(v.dtype.kind == "U" and v.size == 1 for v in items):
-            return [str(v.ravel()[0]).strip() for v in items]
-    return None
+    return [IQARow(name, score, pipal_family(name), "train") for name, score in pairs]
 
 
 def read_ma(scores_file: Path) -> list[IQARow]:
-    """Ma et al.'s scores: the .mat must hold exactly one list of image names and one numeric array as long."""
-    from scipy.io import loadmat
+    """Ma et al.'s SR-IQA set (CVIU 2017) from a list naming each image: `<image path>,<score>` lines, paths relative
+    to the images folder, `<method>/sf<scale>/sigma<width>/<id>.png` (a leading `/` is dropped), as the third-party
+    YunanZhu/RecycleD datasets/MaScoreDataset_all_pair.txt lists the set's 1,620 images.
 
+    The authors (chaoma99/sr-metric) publish the scores as SubjectData/SubjectScore_Final_RightOrderPSNR.mat,
+    variable `mean40`: 180 x 8 mean scores in index order, without image names. Their
+    train_regression/train_RF_regression.m reads `mean40(:)` (column-major) beside a feature file of one row per
+    image whose extraction script is not in that repository, so which image each (row, column) scores cannot be
+    determined from it: that .mat is refused rather than mapped by a guess.
+    """
     if not scores_file.is_file():
         raise ValueError(f"scores file not found: {scores_file}")
-    mat = {k: np.asarray(v) for k, v in loadmat(scores_file).items() if not k.startswith("__")}
-    names = {k: s for k, v in mat.items() if (s := _mat_strings(v)) is not None and len(s) > 1}
-    if len(names) != 1:
-        raise ValueError(f"{scores_file}: expected one variable of image names, found {sorted(names)} "
-                         f"among {sorted(mat)}")
-    (names_key, images), = names.items()
-    scores = [k for k, v in mat.items() if v.dtype.kind in "fiu" and v.size == len(images)]
-    if len(scores) != 1:
-        raise ValueError(f"{scores_file}: expected one numeric variable with {len(images)} scores "
-                         f"(as many as `{names_key}`), found {scores} among {sorted(mat)}")
-    values = mat[scores[0]].ravel(order="F").astype(float)
-    return [IQARow(name, float(v)) for name, v in zip(images, values)]
+    if scores_file.suffix.lower() == ".mat":
+        from scipy.io import loadmat
+
+        mat = loadmat(scores_file)
+        if "mean40" not in mat:
+            raise ValueError(f"{scores_file}: expected the variable `mean40`, found "
+                             f"{sorted(k for k in mat if not k.startswith('__'))}")
+        rows, cols = np.atleast_2d(mat["mean40"]).shape
+        raise ValueError(f"{scores_file}: `mean40` holds {rows} x {cols} scores without image names, and "
+                         f"chaoma99/sr-metric does not say which image each cell scores; give a list of "
+                         f"`<image path>,<score>` lines naming each image as the scores file")
+    out = []
+    for number, line in enumerate(scores_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        image, comma, score = line.rpartition(",")
+        if not comma:
+            raise ValueError(f"{scores_file}:{number}: expected `<image path>,<score>`, got `{line}`")
+        image = image.strip().lstrip("/")
+        out.append(IQARow(image, _to_float(score.strip(), scores_file, image)))
+    return out
 
 
 READERS = {"koniq": read_koniq, "pyiqa_meta": read_pyiqa_meta, "pipal": read_pipal, "ma": read_ma}

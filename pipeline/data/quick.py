@@ -12,6 +12,11 @@ import numpy as np
 from pipeline.fileio import read_image, write_image
 
 
+def quick_root(group: str) -> Path:
+    """Where the download stage writes a data group's bundled sets in the quick profile."""
+    return Path("data/raw") / group / "quick"
+
+
 def load_package_image(name: str) -> np.ndarray:
     """An H x W x 3 uint8 image from scikit-image's or matplotlib's bundled sample data."""
     if "." in name:

@@ -1,15 +1,17 @@
 """Collect the real HR/LR test pairs of RealSR and DRealSR (Table 2) into `<out>/HR/<key>.png`, `<out>/LR_x4/<key>.png`.
 
-Layouts (both with LR at the real low resolution, a `scale` times smaller than HR):
-- RealSR V3 (csjcai/RealSR): HR and LR side by side, `Canon/Test/4/Canon_001_HR.png` and `Canon_001_LR4.png`;
-  call with `lr_root=None` and e.g. `pattern="*/Test/4/*"` under the `RealSR(V3)` folder. (V1/V2 store LR upsampled
-  to the HR size; they fail the size check below.)
-- DRealSR: separate folders, `Test_x4/test_HR/<name>_x1.png` and `Test_x4/test_LR/<name>_x4.png`.
+Layouts (both with LR at the real low resolution, a `scale` times smaller than HR). Each dataset names its HR and
+LR files with its own role suffixes, declared in its registry entry (`hr_suffix`, `lr_suffix`):
+- RealSR V3 (csjcai/RealSR): HR and LR side by side, `Canon/Test/4/Canon_001_HR.png` and `Canon_001_LR4.png`
+  (suffixes `_HR`, `_LR4`); call with `lr_root=None` and e.g. `pattern="*/Test/4/*"` under the `RealSR(V3)`
+  folder. (V1/V2 store LR upsampled to the HR size; they fail the size check below.)
+- DRealSR: separate folders, `Test_x4/test_HR/Canon_10_x4.png` and `Test_x4/test_LR/Canon_10_x1.png`: HR files
+  end in `_x4`, LR files in `_x1`, as the released x4 test set names them (also `panasonic_103_x4.png`).
 
-Pairs are matched by the file name without its role suffix (`_HR`, `_x1` for HR; `_LR4`, `_LR`, `_x4` for LR at
-scale 4). HR is cropped at the top-left to exactly `scale` x the LR size, so that SR output and HR align. With
-`lr_crop`, each pair is then centre-cropped to `lr_crop` x `lr_crop` LR pixels and the HR region they cover (the
-paper's "center-cropped" RealSR and DRealSR, following StableSR and SeeSR: LR 128, HR 512).
+Pairs are matched by the file name without its role suffix; a file without its folder's suffix is an error. HR is
+cropped at the top-left to exactly `scale` x the LR size, so that SR output and HR align. With `lr_crop`, each pair
+is then centre-cropped to `lr_crop` x `lr_crop` LR pixels and the HR region they cover (the paper's
+"center-cropped" RealSR and DRealSR, following StableSR and SeeSR: LR 128, HR 512).
 """
 from __future__ import annotations
 
@@ -19,15 +21,8 @@ from PIL import Image
 
 from pipeline.fileio import IMAGE_SUFFIXES, read_image, write_image
 
-HR_SUFFIXES = ("_HR", "_x1")
-
-
-def lr_suffixes(scale: int) -> tuple[str, ...]:
-    return (f"_LR{scale}", "_LR", f"_x{scale}")
-
-
-def _strip(stem: str, suffixes: tuple[str, ...]) -> str | None:
-    return next((stem[: -len(s)] for s in suffixes if stem.endswith(s) and len(stem) > len(s)), None)
+def _strip(stem: str, suffix: str) -> str | None:
+    return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else None
 
 
 def _images(root: Path, pattern: str) -> list[Path]:
@@ -36,37 +31,37 @@ def _images(root: Path, pattern: str) -> list[Path]:
     return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _by_key(files: list[Path], suffixes: tuple[str, ...], role: str, strict: bool) -> dict[str, Path]:
-    """Key -> file; with `strict`, a file without one of `suffixes` is an error, else its stem is the key."""
+def _by_key(files: list[Path], suffix: str, role: str) -> dict[str, Path]:
+    """Key (the stem without `suffix`) -> file; a file without the suffix is an error."""
     keys: dict[str, Path] = {}
     for path in files:
-        key = _strip(path.stem, suffixes)
-        if key is None and strict:
-            raise ValueError(f"{path}: expected a {role} file name ending in one of {suffixes}")
-        key = key or path.stem
+        key = _strip(path.stem, suffix)
+        if key is None:
+            raise ValueError(f"{path}: expected a {role} file name ending in `{suffix}`")
         if key in keys:
             raise ValueError(f"two {role} files share the key `{key}`: {keys[key]} and {path}")
         keys[key] = path
     return keys
 
 
-def find_real_pairs(hr_root: Path, lr_root: Path | None = None, scale: int = 4,
+def find_real_pairs(hr_root: Path, lr_root: Path | None, hr_suffix: str, lr_suffix: str,
                     pattern: str = "**/*") -> dict[str, tuple[Path, Path]]:
     """Key -> (HR file, LR file). `lr_root=None`: HR and LR files lie together and their suffixes tell them apart."""
     hr_root = Path(hr_root)
     if lr_root is None:
+        if hr_suffix.endswith(lr_suffix) or lr_suffix.endswith(hr_suffix):
+            raise ValueError(f"{hr_root}: HR suffix `{hr_suffix}` and LR suffix `{lr_suffix}` cannot tell files "
+                             f"in one folder apart")
         files = _images(hr_root, pattern)
-        hr_files = [p for p in files if _strip(p.stem, HR_SUFFIXES) is not None]
-        lr_files = [p for p in files if _strip(p.stem, lr_suffixes(scale)) is not None]
+        hr_files = [p for p in files if _strip(p.stem, hr_suffix) is not None]
+        lr_files = [p for p in files if _strip(p.stem, lr_suffix) is not None]
         other = [p.name for p in files if p not in hr_files and p not in lr_files]
         if other:
-            raise ValueError(f"{hr_root}: {len(other)} files are neither HR {HR_SUFFIXES} nor "
-                             f"LR {lr_suffixes(scale)}: {other[:10]}")
-        hr = _by_key(hr_files, HR_SUFFIXES, "HR", strict=True)
-        lr = _by_key(lr_files, lr_suffixes(scale), "LR", strict=True)
+            raise ValueError(f"{hr_root}: {len(other)} files are neither HR (`{hr_suffix}`) nor "
+                             f"LR (`{lr_suffix}`): {other[:10]}")
     else:
-        hr = _by_key(_images(hr_root, pattern), HR_SUFFIXES, "HR", strict=False)
-        lr = _by_key(_images(Path(lr_root), pattern), lr_suffixes(scale), "LR", strict=False)
+        hr_files, lr_files = _images(hr_root, pattern), _images(Path(lr_root), pattern)
+    hr, lr = _by_key(hr_files, hr_suffix, "HR"), _by_key(lr_files, lr_suffix, "LR")
     if not hr:
         raise ValueError(f"no HR images match `{pattern}` under {hr_root}")
     unpaired = [str(hr[k]) for k in sorted(hr.keys() - lr.keys())] + [str(lr[k]) for k in sorted(lr.keys() - hr.keys())]
@@ -75,11 +70,11 @@ def find_real_pairs(hr_root: Path, lr_root: Path | None = None, scale: int = 4,
     return {k: (hr[k], lr[k]) for k in sorted(hr)}
 
 
-def collect_real_pairs(hr_root: Path, lr_root: Path | None, out_dir: Path, scale: int = 4,
-                       pattern: str = "**/*", lr_crop: int | None = None) -> int:
+def collect_real_pairs(hr_root: Path, lr_root: Path | None, out_dir: Path, *, hr_suffix: str, lr_suffix: str,
+                       scale: int = 4, pattern: str = "**/*", lr_crop: int | None = None) -> int:
     """Write every pair as PNG: `out_dir/HR/<key>.png` (cropped to scale x LR) and `out_dir/LR_x<scale>/<key>.png`,
     both centre-cropped to `lr_crop` LR pixels (and scale x that HR pixels) if it is given."""
-    pairs = find_real_pairs(hr_root, lr_root, scale, pattern)
+    pairs = find_real_pairs(hr_root, lr_root, hr_suffix, lr_suffix, pattern)
     problems = []
     for key, (hr_path, lr_path) in pairs.items():
         with Image.open(hr_path) as hr, Image.open(lr_path) as lr:

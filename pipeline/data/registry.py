@@ -10,18 +10,33 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import yaml
 
 KINDS = ("dataset", "weights")
 ARCHIVES = ("zip", "tar", "tgz", "none")
 TARGET_ROOTS = {"dataset": "data/raw", "weights": "data/weights"}
+# Datasets are fetched in groups, one download stage each, into data/raw/<group>/ (see params.yaml `download`).
+DATASET_GROUPS = ("sr", "real_pairs", "iqa")
+# Weights in data/weights/<folder>/: what the training stages read, and what only evaluation reads.
+WEIGHTS_GROUPS = {"train_weights": "train", "eval_weights": "eval"}
 IQA_FORMATS = ("koniq", "pyiqa_meta", "ma", "pipal")
-REAL_PAIR_KEYS = {"hr", "lr", "pattern"}
+# Real pairs: the HR folder and the role suffixes the dataset's file names carry (required; optional: the LR
+# folder when it is not the HR one, and a glob inside hr).
+REAL_PAIR_KEYS = {"hr", "hr_suffix", "lr_suffix"}
 IQA_KEYS = {"images", "scores", "format"}
 # Hex digits a checksum value must have: sha256-prefix is the first digits of a sha256 (torchvision/BasicSR
 # file names carry the first 8).
 CHECKSUM_DIGITS = {"sha256": (64, 64), "md5": (32, 32), "sha256-prefix": (8, 63)}
+# Publishers whose servers state a file's digest, read by the downloader when the registry pins none (or only a
+# sha256-prefix): the host the registry URL must be on, and the URL path that marks a file as theirs.
+# Hugging Face: `resolve` URLs of model, dataset and space repos; GitHub: release assets.
+PUBLISHERS = {
+    "huggingface": ("huggingface.co", re.compile(r"/(?:datasets/|spaces/)?[^/]+/[^/]+/resolve/[^/]+/.+")),
+    "github-release": ("github.com", re.compile(
+        r"/(?P<owner>[^/]+)/(?P<repo>[^/]+)/releases/download/(?P<tag>[^/]+)/(?P<name>[^/]+)")),
+}
 ENTRY_FIELDS = ("kind", "description", "licence", "target", "layout")
 
 
@@ -54,6 +69,11 @@ def validate_entry(name: str, entry: dict) -> None:
     root = TARGET_ROOTS[kind]
     if not _is_relative_inside(entry["target"]) or not entry["target"].startswith(root + "/"):
         fail("target", f"must be a relative path inside {root}/, got {entry['target']!r}")
+    parts = PurePosixPath(entry["target"]).parts
+    if kind == "dataset" and (len(parts) != 4 or parts[2] not in DATASET_GROUPS):
+        fail("target", f"must be {root}/<group>/<folder> with a group of {DATASET_GROUPS}, got {entry['target']!r}")
+    if kind == "weights" and (len(parts) < 4 or parts[2] not in WEIGHTS_GROUPS.values()):
+        fail("target", f"must lie in {root}/{{{','.join(WEIGHTS_GROUPS.values())}}}/, got {entry['target']!r}")
 
     if ("files" in entry) == ("manual" in entry):
         fail("files", "exactly one of 'files' (downloadable) or 'manual' (placed by hand) is required")
@@ -92,23 +112,41 @@ def _validate_file(spec, fail) -> None:
     name = spec.get("filename")
     if name is not None and (not isinstance(name, str) or "/" in name or name in ("", ".", "..")):
         fail("filename", f"must be a plain file name, got {name!r}")
-    _validate_checksum(spec.get("checksum"), fail)
+    _validate_checksum(spec.get("checksum"), fail, urls)
 
 
-def _validate_checksum(checksum, fail) -> None:
+def _validate_checksum(checksum, fail, urls=None) -> None:
+    """`urls`: the file's URLs; None for a manual entry's checksum, which has no publisher to ask."""
     if not isinstance(checksum, dict):
         fail("checksum", "must be a mapping with 'algorithm' and 'value'")
     algorithm, value = checksum.get("algorithm"), checksum.get("value")
     if algorithm not in CHECKSUM_DIGITS:
         fail("checksum.algorithm", f"must be one of {tuple(CHECKSUM_DIGITS)}, got {algorithm!r}")
+    if "published" in checksum:
+        _validate_published(checksum["published"], value is None or algorithm == "sha256-prefix", urls, fail)
     if value is None:
-        # An unpinned file is allowed only when the registry says why; the downloader then refuses it.
-        if not isinstance(checksum.get("note"), str) or not checksum["note"].strip():
-            fail("checksum.note", "must explain why the value is null (e.g. 'none published upstream')")
+        # An unpinned file is allowed only when the registry says why, or where its digest is published; without
+        # a digest the downloader refuses it.
+        if "published" not in checksum and (not isinstance(checksum.get("note"), str) or not checksum["note"].strip()):
+            fail("checksum.note", "must explain why the value is null (e.g. 'none published upstream'), unless "
+                                  "'published' names who states the digest")
         return
     low, high = CHECKSUM_DIGITS[algorithm]
     if not isinstance(value, str) or not re.fullmatch(rf"[0-9a-f]{{{low},{high}}}", value):
         fail("checksum.value", f"must be {low}..{high} lower-case hex digits for {algorithm}, got {value!r}")
+
+
+def _validate_published(publisher, consulted, urls, fail) -> None:
+    if publisher not in PUBLISHERS:
+        fail("checksum.published", f"must be one of {tuple(PUBLISHERS)}, got {publisher!r}")
+    if urls is None:
+        fail("checksum.published", "applies to downloadable files only (a manual entry has no URL to ask)")
+    if not consulted:
+        # A full pinned digest is what the file is held to; a publisher beside it would never be asked.
+        fail("checksum.published", "is only read while the value is null or a sha256-prefix; drop it")
+    host, path = PUBLISHERS[publisher]
+    if not any(urlparse(u).hostname == host and path.fullmatch(urlparse(u).path) for u in urls):
+        fail("checksum.published", f"needs one of the file's URLs to be a {publisher} file on {host}, got {urls}")
 
 
 def _validate_manual(manual, kind, fail) -> None:
@@ -130,17 +168,30 @@ def _validate_provides(provides, fail) -> None:
     for set_name, value in provides.items():
         if isinstance(value, str):
             paths = [value]
-        elif isinstance(value, dict) and "hr" in value and set(value) <= REAL_PAIR_KEYS:
-            paths = list(value.values())
+        elif isinstance(value, dict) and "hr" in value:
+            if not REAL_PAIR_KEYS <= set(value) <= REAL_PAIR_KEYS | {"lr", "pattern"}:
+                fail(set_name, f"real pairs need hr, hr_suffix, lr_suffix[, lr][, pattern], got {sorted(value)}")
+            for key in ("hr_suffix", "lr_suffix"):
+                if not isinstance(value[key], str) or not re.fullmatch(r"[\w.-]+", value[key]):
+                    fail(f"{set_name}.{key}", f"must be a file-name suffix such as _HR, got {value[key]!r}")
+            paths = [v for k, v in value.items() if k not in ("hr_suffix", "lr_suffix")]
         elif isinstance(value, dict) and IQA_KEYS <= set(value) <= IQA_KEYS | {"split"}:
             if value["format"] not in IQA_FORMATS:
                 fail(f"{set_name}.format", f"must be one of {IQA_FORMATS}, got {value['format']!r}")
             paths = [v for k, v in value.items() if k != "format"]
         else:
-            fail(set_name, "must be a path, {hr[, lr][, pattern]} or {images, scores, format[, split]}")
+            fail(set_name, "must be a path, {hr, hr_suffix, lr_suffix[, lr][, pattern]} or "
+                           "{images, scores, format[, split]}")
         for p in paths:
             if not isinstance(p, str) or not _is_relative_inside(p):
                 fail(set_name, f"paths must be relative and stay inside the target, got {p!r}")
+
+
+def entry_group(entry: dict) -> str:
+    """The download group of an entry: the folder below data/raw/ that holds a dataset, or the weights group of
+    the folder below data/weights/."""
+    folder = PurePosixPath(entry["target"]).parts[2]
+    return folder if entry["kind"] == "dataset" else {v: k for k, v in WEIGHTS_GROUPS.items()}[folder]
 
 
 def provided_paths(entry: dict) -> list[str]:

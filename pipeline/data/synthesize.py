@@ -49,31 +49,46 @@ def write_classical_set(src: Path, out: Path, scale: int) -> int:
 
 
 def subimage_starts(length: int, size: int, step: int) -> list[int]:
-    """Crop origins along one axis as BasicSR's extract_subimages: every `step`, plus one flush with the end."""
-    if length < size:
-        return []
+    """Crop origins along one axis as BasicSR's extract_subimages: every `step`, plus one flush with the end. An
+    axis not longer than `size` gives one crop at 0 (cut_subimages makes it the axis's own length)."""
+    if length <= size:
+        return [0]
     starts = list(range(0, length - size + 1, step))
     if starts[-1] + size < length:
         starts.append(length - size)
     return starts
 
 
-def cut_subimages(set_dir: Path, size: int, step: int, scale: int) -> int:
-    """Cut HR/LR pairs of `set_dir` into aligned HR_sub (size px) and LR_x4_sub (size/scale px) crops."""
+def cut_subimages(set_dir: Path, size: int, step: int, scale: int) -> dict[str, int]:
+    """Cut HR/LR pairs of `set_dir` into aligned HR_sub (size px) and LR_x4_sub (size/scale px) crops.
+
+    Every image contributes: along a side shorter than `size` (many OST images are) the crops keep that side's
+    whole length, so they are smaller than `size` there (PairedPatches pads or refuses them). Returns the number of
+    `images`, of `sub-images` and of `small images` (those with a side shorter than `size`).
+    """
     if size % scale or step % scale:
         raise ValueError(f"sub-image size {size} and step {step} must be multiples of the scale {scale}")
-    count = 0
+    counts = {"images": 0, "sub-images": 0, "small images": 0}
     for path in tqdm(list_images(set_dir / "HR"), desc=f"sub-images {set_dir.name}", unit="img"):
         hr = read_image(path)
         lr = read_image(set_dir / f"LR_x{scale}" / path.name)
-        for y in subimage_starts(hr.shape[0], size, step):
-            for x in subimage_starts(hr.shape[1], size, step):
-                count += 1
-                name = f"{path.stem}_s{count:06d}.png"
-                write_image(set_dir / "HR_sub" / name, hr[y : y + size, x : x + size])
-                ly, lx, ls = y // scale, x // scale, size // scale
-                write_image(set_dir / f"LR_x{scale}_sub" / name, lr[ly : ly + ls, lx : lx + ls])
-    return count
+        h, w = hr.shape[:2]
+        if h % scale or w % scale or lr.shape[:2] != (h // scale, w // scale):
+            raise ValueError(f"{path}: HR {w}x{h} must be a multiple of {scale} and {scale} x its LR "
+                             f"{lr.shape[1]}x{lr.shape[0]}")
+        # lengths stay multiples of the scale: h and w are, and so are size and step
+        size_y, size_x = min(size, h), min(size, w)
+        counts["images"] += 1
+        counts["small images"] += (size_y, size_x) != (size, size)
+        for y in subimage_starts(h, size_y, step):
+            for x in subimage_starts(w, size_x, step):
+                counts["sub-images"] += 1
+                name = f"{path.stem}_s{counts['sub-images']:06d}.png"
+                write_image(set_dir / "HR_sub" / name, hr[y : y + size_y, x : x + size_x])
+                ly, lx = y // scale, x // scale
+                write_image(set_dir / f"LR_x{scale}_sub" / name,
+                            lr[ly : ly + size_y // scale, lx : lx + size_x // scale])
+    return counts
 
 
 def write_realworld_set(src: Path, out: Path, degrade, scale: int, seed: int) -> int:
@@ -124,7 +139,11 @@ def write_distortion_set(src: Path, out: Path, levels: dict, degrade, seed: int)
     return len(rows)
 
 
-def find_source(set_name: str, registry: dict, quick_root: Path = Path("data/raw/quick")):
+# Where each data group's sets are written (stage synthesize@<group>; the groups of params.yaml `download`).
+OUT_ROOTS = {"sr": Path("data/sets"), "real_pairs": Path("data/real_pairs"), "iqa": Path("data/iqa")}
+
+
+def find_source(set_name: str, registry: dict, quick_root: Path):
     """Where the download stage put `set_name`: a quick-profile folder, or a registry entry's `provides` path(s)."""
     if (quick_root / set_name).is_dir():
         return quick_root / set_name
@@ -139,29 +158,51 @@ def find_source(set_name: str, registry: dict, quick_root: Path = Path("data/raw
     raise FileNotFoundError(f"no source for set `{set_name}`: run the download stage for this profile first")
 
 
-def synthesize(cfg: dict, seed: int, degradation_cfg: dict, registry: dict, sets_root: Path, iqa_root: Path):
-    """Every SR, training, real-world and IQA set the profile lists (see params.yaml `synthesize`)."""
+def find_set(set_name: str, roots=(OUT_ROOTS["sr"], OUT_ROOTS["real_pairs"])) -> Path:
+    """The folder synthesize wrote an SR test set to (`HR/` and `LR_x4/` inside): classical or real pairs."""
+    found = [root / set_name for root in roots if (root / set_name).is_dir()]
+    if len(found) != 1:
+        raise FileNotFoundError(f"set `{set_name}` must be in exactly one of {[str(r) for r in roots]}, found "
+                                f"{[str(f) for f in found] or 'none'}: run its synthesize stage")
+    return found[0]
+
+
+def synthesize(group: str, cfg: dict, seed: int, degradation_cfg: dict, registry: dict, out_root: Path,
+               quick_root: Path) -> dict[str, int]:
+    """The sets of one data group that the profile lists (params.yaml `synthesize`), written under `out_root`;
+    returns the number of images of each set (and of each source of a training set)."""
+    if group not in OUT_ROOTS:
+        raise ValueError(f"unknown data group {group!r}; expected one of {tuple(OUT_ROOTS)}")
     from pipeline.data.degradation import RealESRGANDegradation
     scale = cfg["scale"]
-    degrade = RealESRGANDegradation(degradation_cfg, scale=scale)
+    degrade = None if degradation_cfg is None else RealESRGANDegradation(degradation_cfg, scale=scale)
     counts = {}
-    for name in cfg["sr_sets"]:
-        counts[name] = write_classical_set(find_source(name, registry), sets_root / name, scale)
-    for name, sources in cfg["train_sets"].items():
-        counts[name] = sum(write_classical_set(find_source(s, registry), sets_root / name, scale) for s in sources)
-        counts[f"{name} sub-images"] = cut_subimages(sets_root / name, cfg["subimage_size"], cfg["subimage_step"], scale)
-    for name, source in cfg["real_sets"].items():
-        counts[name] = write_realworld_set(find_source(source, registry), sets_root / name, degrade, scale, seed)
-    for name in cfg["real_pairs"]:
-        src = find_source(name, registry)
-        counts[name] = collect_real_pairs(src["hr"], src.get("lr"), sets_root / name, scale, src.get("pattern", "**/*"),
-                                          cfg["real_pairs_lr_crop"])
-    for name in cfg["iqa_sets"]:
-        if name == "quick_distortions":
-            src = find_source(cfg["distortions"]["source"], registry)
-            levels = {k: v for k, v in cfg["distortions"].items() if k != "source"}
-            counts[name] = write_distortion_set(src, iqa_root / name, levels, degrade, seed)
-        else:
-            src = find_source(name, registry)
-            counts[name] = convert_iqa_set(src["format"], src["images"], src["scores"], iqa_root / name, src.get("split"))
+    if group == "sr":
+        for name in cfg["sr_sets"]:
+            counts[name] = write_classical_set(find_source(name, registry, quick_root), out_root / name, scale)
+        for name, sources in cfg["train_sets"].items():
+            for s in sources:
+                counts[f"{name} <- {s}"] = write_classical_set(find_source(s, registry, quick_root), out_root / name,
+                                                               scale)
+            cut = cut_subimages(out_root / name, cfg["subimage_size"], cfg["subimage_step"], scale)
+            counts.update({f"{name} {what}": n for what, n in cut.items()})
+        for name, source in cfg["real_sets"].items():
+            counts[name] = write_realworld_set(find_source(source, registry, quick_root), out_root / name, degrade,
+                                               scale, seed)
+    if group == "real_pairs":
+        for name in cfg["real_pairs"]:
+            src = find_source(name, registry, quick_root)
+            counts[name] = collect_real_pairs(src["hr"], src.get("lr"), out_root / name, hr_suffix=src["hr_suffix"],
+                                              lr_suffix=src["lr_suffix"], scale=scale,
+                                              pattern=src.get("pattern", "**/*"), lr_crop=cfg["real_pairs_lr_crop"])
+    if group == "iqa":
+        for name in cfg["iqa_sets"]:
+            if name == "quick_distortions":
+                src = find_source(cfg["distortions"]["source"], registry, quick_root)
+                levels = {k: v for k, v in cfg["distortions"].items() if k != "source"}
+                counts[name] = write_distortion_set(src, out_root / name, levels, degrade, seed)
+            else:
+                src = find_source(name, registry, quick_root)
+                counts[name] = convert_iqa_set(src["format"], src["images"], src["scores"], out_root / name,
+                                               src.get("split"))
     return counts

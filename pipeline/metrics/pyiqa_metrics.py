@@ -2,7 +2,7 @@
 
 pyiqa fetches weights on first use (its own files into $TORCH_HOME/hub/pyiqa, torchvision backbones into
 $TORCH_HOME/hub/checkpoints, OpenAI CLIP into $TORCH_HOME/hub/clip); offline that fails deep inside or hangs. Here
-every metric names the files it needs under `torch_home` (the download stage puts them under data/weights/torch),
+every metric names the files it needs under `torch_home` (the download stage puts them under data/weights/eval/torch),
 they are checked first, and a missing one becomes the n/a reason. pyiqa's own files are passed to it by path.
 
 pyiqa and torchvision read `.pth` files with `torch.load(weights_only=False)`; each one is first opened here with
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
+import hashlib
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import pyiqa
+from pyiqa.archs import clip_model
 
 from pipeline.checkpoint import load_state_dict
 
@@ -55,6 +58,14 @@ def torch_home(path: str | os.PathLike):
             os.environ["TORCH_HOME"] = old
 
 
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def weight_files(name: str, home: str | os.PathLike, niqe_params: str | os.PathLike | None = None) -> list[Path]:
     """The local files metric `name` is built from (none for psnr and ssim)."""
     if name == "niqe":
@@ -79,6 +90,13 @@ def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params:
     for path in files:
         if path.suffix == ".pth":
             load_state_dict(path)  # raises CheckpointError for pickled code
+    if name == "clipiqa":
+        # pyiqa re-downloads an RN50.pt whose sha256 is not the one in its URL (pyiqa/archs/clip_model.py), which
+        # offline fails deep inside: check it here and say why instead.
+        expected = PurePosixPath(urlparse(clip_model._MODELS["RN50"]).path).parts[-2]
+        if sha256_of(files[0]) != expected:
+            raise MetricUnavailable(f"weights not usable: {files[0]} is not OpenAI's RN50.pt (its sha256 is not "
+                                    f"{expected}, which pyiqa checks)")
     if name == "niqe":
         options = {**Y_CHANNEL, **options}
     if name in TAKES_MODEL_PATH:

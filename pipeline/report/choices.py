@@ -52,7 +52,16 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("synthesize.real_pairs_lr_crop", "", ("RealSR and DRealSR are \"center-cropped following [62, 70]\": we read "
                                             "that as StableSR's and SeeSR's LR 128 / HR 512 centre crops")),
     ("tsne.perplexity", "", "t-SNE perplexity; the paper gives no t-SNE settings"),
+    ("tsne.categories", "", ("Fig. 9's bear, cat and dog were sorted by hand from OST's one animal folder: "
+                             "`animal` stands in for them (paper: bear, building, cat, dog, grass, mountain, sky, "
+                             "water)")),
     (None, "pipeline/tsne.py", "Fig. 9's features are global-average-pooled per image or crop into one point"),
+    (None, "data/registry.yaml (Ma)", ("Ma's scores per image come from YunanZhu/RecycleD's list (third-party): the "
+                                       "authors' mean40 matrix names no images")),
+    (None, "pipeline/data/iqa_sets.py", ("PIPAL: the rows of pyiqa's official_split `train` (the labelled training "
+                                         "part), as pyiqa's own PIPAL config selects")),
+    (None, "pipeline/data/datasets.py", ("training images smaller than the crop are padded (reflect-101, bottom and "
+                                         "right) as Real-ESRGAN pads OST's, instead of being dropped")),
     ("seed", "", "one seed for data synthesis, initialisation and sampling"),
 )
 

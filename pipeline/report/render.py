@@ -78,6 +78,20 @@ def weights_rows(models_dir: Path, metrics: dict[str, dict | None]) -> list[dict
     return rows
 
 
+def download_rows(downloads_dir: Path) -> list[dict]:
+    """[{entry, group, file, checksum, source, random}] of every file the download stages verified; a file whose
+    checksum was pinned to random stand-ins (its source says so) is flagged like random weights."""
+    rows = []
+    for path in sorted(Path(downloads_dir).glob("*.json")):
+        manifest = json.loads(path.read_text())
+        for entry, info in manifest.get("entries", {}).items():
+            for f in info["files"]:
+                source = f.get("source", "")
+                rows.append({"entry": entry, "group": manifest.get("group", path.stem), "file": f["file"],
+                             "checksum": f["checksum"], "source": source, "random": is_random(source)})
+    return rows
+
+
 def stage_notes(stage: str, data: dict | None) -> list[str]:
     """The `notes` of a metrics file (a string, a list or a map) as lines naming the stage."""
     notes = (data or {}).get("notes") or []
@@ -121,6 +135,7 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
     paper = read_paper(paper_dir)
     profile = params.get("profile", "unknown")
     weights = weights_rows(models_dir, metrics)
+    downloads = download_rows(metrics_dir / "downloads")
     stale = [f"{stage} ran with profile {data['profile']!r}" for stage, data in metrics.items()
              if data and data.get("profile") not in (None, profile)]
     missing = [f"reports/metrics/{n}.json" for n, d in (("sr", sr), ("iqa", iqa), ("tsne", tsne)) if d is None]
@@ -129,7 +144,9 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "revision": git_revision(repo),
         "date": (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
         "weights": weights,
-        "random_weights": [w["network"] for w in weights if w["random"]],
+        "random_weights": [w["network"] for w in weights if w["random"]] + [
+            f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
+        "downloads": downloads,
         "datasets": dataset_rows(metrics_dir, sr, iqa, tsne),
         "stale": stale,
         "missing": missing,

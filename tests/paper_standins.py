@@ -1,0 +1,217 @@
+"""Stand-ins for every file of the paper profile, in the upstream layouts, for the rehearsal of the whole paper DAG.
+
+Images are tiny and random, weights are random, but archive names, folder names, file names, CSV columns, .mat
+variables and state-dict keys are upstream's (each source is named where it is built). `build_mirror` writes the
+downloadable files as `<root>/<entry>/<file name>`, the layout of the `download.mirror` param; `place_by_hand`
+puts the manual entries where a user would.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+
+from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.archs.swinir import SwinIR
+from pipeline.checkpoint import save_state_dict
+
+RNG_SEED = 0
+OST_CATEGORIES = ("animal", "building", "grass", "mountain", "plant", "sky", "water")  # OutdoorSceneTrain_v2
+SET5 = ("baby", "bird")  # benchmark.tar's Set5 names (first two)
+SET14 = ("baboon", "barbara")
+B100 = ("3096", "8023")
+URBAN100 = ("img_001", "img_002")
+
+
+def _png(rng: np.random.Generator, h: int, w: int, fmt: str = "PNG") -> bytes:
+    """A smooth random image (so bicubic resizing and NIQE see structure, not pure noise)."""
+    small = rng.integers(0, 256, (max(h // 8, 2), max(w // 8, 2), 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((w, h), Image.BICUBIC)
+    noisy = np.clip(np.asarray(img, dtype=np.int16) + rng.integers(-12, 13, (h, w, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noisy).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def _csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+# --- datasets -------------------------------------------------------------------------------------------------
+
+def sr_datasets(root: Path, rng: np.random.Generator) -> None:
+    # DIV2K (data.vision.ee.ethz.ch): DIV2K_train_HR.zip -> DIV2K_train_HR/0001.png ...
+    _zip(root / "DIV2K_train_HR" / "DIV2K_train_HR.zip",
+         {f"DIV2K_train_HR/{i:04d}.png": _png(rng, 128, 136) for i in (1, 2)})
+    _zip(root / "DIV2K_valid_HR" / "DIV2K_valid_HR.zip",
+         {f"DIV2K_valid_HR/{i:04d}.png": _png(rng, 72, 80) for i in (801, 802)})
+    # Flickr2K.tar (EDSR): Flickr2K/Flickr2K_HR/000001.png, Flickr2K/Flickr2K_LR_bicubic/X4/000001x4.png
+    members = {}
+    for i in (1, 2):
+        members[f"Flickr2K/Flickr2K_HR/{i:06d}.png"] = _png(rng, 128, 128)
+        members[f"Flickr2K/Flickr2K_LR_bicubic/X4/{i:06d}x4.png"] = _png(rng, 32, 32)
+    _tar(root / "Flickr2K" / "Flickr2K.tar", members)
+    # OST_dataset.zip: OutdoorSceneTrain_v2/<category>/*.png; two images per category, one smaller than the
+    # 64 px sub-image of the rehearsal (as many OST images are smaller than 480 px)
+    members = {}
+    for c in OST_CATEGORIES:
+        members[f"OutdoorSceneTrain_v2/{c}/{c}_0001.png"] = _png(rng, 96, 112)
+        members[f"OutdoorSceneTrain_v2/{c}/{c}_0002.png"] = _png(rng, 52, 60)
+    _zip(root / "OST" / "OST_dataset.zip", members)
+    # benchmark.tar (EDSR): benchmark/<set>/HR/<name>.png and LR_bicubic/X4/<name>x4.png
+    members = {}
+    for set_name, names in (("Set5", SET5), ("Set14", SET14), ("B100", B100), ("Urban100", URBAN100)):
+        for name in names:
+            members[f"benchmark/{set_name}/HR/{name}.png"] = _png(rng, 64, 72)
+            members[f"benchmark/{set_name}/LR_bicubic/X4/{name}x4.png"] = _png(rng, 16, 18)
+    _tar(root / "benchmark" / "benchmark.tar", members)
+
+
+def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
+    # pipal.tar (pyiqa's HF mirror): PIPAL/Dist_Imgs/A0001_00_00.bmp ..., PIPAL/Train_Ref/A0001.bmp
+    members, rows = {}, []
+    for i, (ref, cls, kind) in enumerate(((1, 0, 0), (1, 1, 3), (2, 3, 1), (2, 0, 5))):
+        dist = f"A{ref:04d}_{cls:02d}_{kind:02d}.bmp"
+        members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 64, 64, "BMP")
+        rows.append({"hq_name": f"A{ref:04d}.bmp", "dist_name": dist, "elo_score": 1400.0 + 25 * i,
+                     "official_split": "train"})
+    for ref in (1, 2):
+        members[f"PIPAL/Train_Ref/A{ref:04d}.bmp"] = _png(rng, 64, 64, "BMP")
+    rows.append({"hq_name": "A0201.bmp", "dist_name": "A0201_00_00.bmp", "elo_score": 1500.0,
+                 "official_split": "val"})  # a validation row: its image is not in Dist_Imgs
+    _tar(root / "PIPAL" / "pipal.tar", members)
+    _write(root / "PIPAL" / "meta_info_PIPALDataset.csv", _csv(rows))
+    # KonIQ-10k: koniq10k_1024x768.zip -> 1024x768/<id>.jpg; subpic/koniq's koniq10k_distributions_sets.csv
+    members, rows = {}, []
+    for i, split in enumerate(("training", "validation", "test", "test")):
+        name = f"{10004473376 + i}.jpg"
+        members[f"1024x768/{name}"] = _png(rng, 48, 64, "JPEG")
+        rows.append({"image_name": name, "c1": 1, "c2": 2, "c3": 30, "c4": 60, "c5": 7, "c_total": 100,
+                     "MOS": 60.0 + 5 * i, "SD": 0.7, "set": split})
+    _zip(root / "KonIQ-10k" / "koniq10k_1024x768.zip", members)
+    _write(root / "KonIQ-10k" / "koniq10k_distributions_sets.csv", _csv(rows))
+    # live_challenge.tgz (pyiqa): LIVEC/Images/*.bmp|*.JPG (t1.bmp ... t7.bmp are the practice images) and
+    # meta_info_LIVEChallengeDataset.csv (img_name relative to LIVEC/, mos, std)
+    members, rows = {}, []
+    for i, name in enumerate(("t1.bmp", "10.JPG", "100.bmp", "1000.JPG")):
+        members[f"LIVEC/Images/{name}"] = _png(rng, 50, 50, "BMP" if name.endswith("bmp") else "JPEG")
+        rows.append({"img_name": f"Images/{name}", "mos": 40.0 + 10 * i, "std": 15.0})
+    _tar(root / "LIVE-itW" / "live_challenge.tgz", members, "w:gz")
+    _write(root / "LIVE-itW" / "meta_info_LIVEChallengeDataset.csv", _csv(rows))
+
+
+def place_real_pairs(project: Path, rng: np.random.Generator) -> None:
+    """RealSR V3 and DRealSR, placed by hand where the registry says (Google Drive only upstream)."""
+    base = project / "data/raw/real_pairs"
+    for camera in ("Canon", "Nikon"):  # RealSR(V3)/<camera>/Test/4/<camera>_001_HR.png beside _LR4.png
+        folder = base / "RealSR" / "RealSR(V3)" / camera / "Test" / "4"
+        _write(folder / f"{camera}_001_HR.png", _png(rng, 80, 88))
+        _write(folder / f"{camera}_001_LR4.png", _png(rng, 20, 22))
+    for name in ("Canon_10", "panasonic_103"):  # DRealSR Test_x4: HR ends in _x4, LR in _x1
+        _write(base / "DRealSR" / "Test_x4" / "test_HR" / f"{name}_x4.png", _png(rng, 80, 80))
+        _write(base / "DRealSR" / "Test_x4" / "test_LR" / f"{name}_x1.png", _png(rng, 20, 20))
+
+
+def place_ma(project: Path, rng: np.random.Generator) -> None:
+    """Ma et al.'s SR-IQA set, placed by hand: images/<method>/sf<s>/sigma<w>/<id>.png and RecycleD's score list
+    (`/<method>/sf<s>/sigma<w>/<id>.png,<score>` lines)."""
+    base = project / "data/raw/iqa/Ma"
+    images = ("Bicubic/sf2/sigma0.8/187058.png", "BP/sf4/sigma1.2/130066.png", "SRCNN/sf8/sigma2.0/49024.png")
+    for name in images:
+        _write(base / "images" / name, _png(rng, 60, 56))
+    _write(base / "MaScoreDataset_all_pair.txt",
+           "\n".join(f"/{name},{score}" for name, score in zip(images, (7.65, 5.05, 3.325))).encode())
+
+
+# --- weights --------------------------------------------------------------------------------------------------
+
+def _torchvision(name: str) -> bytes:
+    import torchvision
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RNG_SEED)
+        return _torch_bytes(getattr(torchvision.models, name)().state_dict())
+
+
+def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
+    """The downloadable weights, each in its upstream format; returns the manual ones (entry -> bytes)."""
+    import open_clip
+
+    torch.manual_seed(RNG_SEED)
+    # open_clip_model.safetensors of timm/resnet50_clip.openai: open_clip keys, no BatchNorm num_batches_tracked
+    clip = {k: v for k, v in open_clip.create_model("RN50-quickgelu").state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+    path = root / "clip_rn50_openai" / "open_clip_model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_state_dict(path, clip)
+    # torchvision state dicts, as download.pytorch.org serves them
+    _write(root / "vgg19" / "vgg19-dcbb9e9d.pth", _torchvision("vgg19"))
+    _write(root / "alexnet" / "alexnet-owt-7be5be79.pth", _torchvision("alexnet"))
+    _write(root / "vgg16" / "vgg16-397923af.pth", _torchvision("vgg16"))
+    # LPIPS v0.1 alex (richzhang/PerceptualSimilarity): lin<i>.model.1.weight, 1 x C_i x 1 x 1 (model.0 is dropout)
+    _write(root / "lpips_alex" / "LPIPS_v0.1_alex-df73285e.pth", _torch_bytes(
+        {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) * 0.1 for i, c in enumerate((64, 192, 384, 256, 256))}))
+    # DISTS (dingkeyan93/DISTS): alpha and beta of 1 x (3+64+128+256+512+512) x 1 x 1
+    _write(root / "dists" / "DISTS_weights-f5e65c96.pth",
+           _torch_bytes({k: torch.rand(1, 1475, 1, 1) * 0.1 for k in ("alpha", "beta")}))
+    # IL-NIQE's templateModel: a 1 x 4 cell {mu_prisparam 1x430, cov_prisparam 430x430, meanOfSampleData 1x468,
+    # principleVectors 468x430}, as pyiqa's niqe_arch reads it
+    rng = np.random.default_rng(RNG_SEED)
+    template = np.empty((1, 4), dtype=object)
+    template[0, 0], template[0, 1] = rng.standard_normal((1, 430)), np.eye(430)
+    template[0, 2], template[0, 3] = rng.standard_normal((1, 468)), 0.05 * rng.standard_normal((468, 430))
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"templateModel": template})
+    _write(root / "ilniqe" / "ILNIQE_templateModel.mat", buf.getvalue())
+    # OpenAI's RN50.pt is a TorchScript archive that pyiqa checks against the sha256 in its URL, which no stand-in
+    # can match: a small TorchScript archive stands in, and CLIP-IQA must come out n/a with that reason.
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
+    _write(root / "clip_rn50_openai_jit" / "RN50.pt", buf.getvalue())
+    # Generators in BasicSR layout: {'params_ema': ...} for RealESRGAN_x4plus, {'params': ...} for the official
+    # ESRGAN (BasicSR's inference_esrgan.py reads ['params']), BasicSR's PSNR model and SwinIR-M x4 (its release)
+    rrdb = lambda: RRDBNet(**model_cfg["rrdbnet"]).state_dict()  # noqa: E731
+    _write(root / "esrgan_rrdb_esrgan_x4" / "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+           _torch_bytes({"params": rrdb()}))
+    _write(root / "realesrgan_x4plus" / "RealESRGAN_x4plus.pth", _torch_bytes({"params_ema": rrdb()}))
+    _write(root / "swinir_m_x4" / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",
+           _torch_bytes({"params": SwinIR(**model_cfg["swinir"]).state_dict()}))
+    return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()})}
+

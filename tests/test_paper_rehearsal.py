@@ -1,0 +1,125 @@
+"""Rehearsal of the whole paper DAG, offline: `dvc exp run -S profile=paper`, with only the scale overridden.
+
+Every registry file is served from 127.0.0.1 through the `download.mirror` param, made by tests/paper_standins.py
+in its upstream layout (archives, folders, file names, CSV/MAT columns, state-dict keys) with random contents; the
+manual sets are placed where a user places them. The networks stay paper-sized (RRDBNet 64/23/32, SwinIR-M,
+CLIP RN50); iterations, batches, patches and image sizes are cut. The registry's checksums are pinned to the
+stand-ins, as a user pins the ones the first run prints; nothing in the pipeline knows it is a rehearsal.
+
+The first run lacks DRealSR: it must stop only download@real_pairs and what depends on it, and say which folder
+to fill; once DRealSR is placed, the second run must do exactly that remaining work.
+"""
+import functools
+import http.server
+import re
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import yaml
+
+import paper_standins as standins
+from conftest import ROOT, run
+from pipeline.metrics.pyiqa_metrics import sha256_of
+
+SCALE = {
+    "synthesize.paper.subimage_size": 64, "synthesize.paper.subimage_step": 64,
+    "synthesize.paper.real_pairs_lr_crop": 16, "degradation.pool_size": 4,
+    **{f"{stage}.paper.{k}": v for stage in ("train_gan", "train_real") for k, v in
+       {"iters": 2, "batch": 2, "patch": 64, "milestones": "[1]", "workers": 0, "ckpt_every": 2, "val_every": 2,
+        "log_every": 1}.items()},
+    "train_real.paper.degrade_size": 64,
+    "tsne.paper.images_per_class": 2, "tsne.paper.crop": 64, "tsne.paper.perplexity": 3.0,
+    "tsne.paper.max_iter": 250,
+}
+PIN_NOTE = "rehearsal stand-in (random values), pinned by tests/test_paper_rehearsal.py"
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A mirror of every downloadable registry file, served on 127.0.0.1: (base URL, folder)."""
+    root = tmp_path_factory.mktemp("mirror")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    rng = np.random.default_rng(standins.RNG_SEED)
+    standins.sr_datasets(root, rng)
+    standins.iqa_datasets(root, rng)
+    manual = standins.weights(root, params["model"]["paper"])
+    handler = functools.partial(Quiet, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", root, manual
+    httpd.shutdown()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def pin_registry(project, mirror_root, manual_files):
+    """Pin every file of the paper profile's entries to the sha256 of its stand-in (what a user does after the
+    first run prints the pins)."""
+    path = project / "data/registry.yaml"
+    registry = yaml.safe_load(path.read_text())
+    for name, entry in registry.items():
+        for spec in entry.get("files", []):
+            local = mirror_root / name / (spec.get("filename") or spec["urls"][0].rsplit("/", 1)[-1])
+            if local.is_file():
+                spec["checksum"] = {"algorithm": "sha256", "value": sha256_of(local), "source": PIN_NOTE}
+                spec["size"] = local.stat().st_size
+        if "checksum" in entry.get("manual", {}) and name in manual_files:
+            entry["manual"]["checksum"] = {"algorithm": "sha256", "value": sha256_of(manual_files[name]),
+                                           "source": PIN_NOTE}
+    path.write_text(yaml.safe_dump(registry, sort_keys=False))
+
+
+def exp_run(project, url, keep_going=False):
+    overrides = {"profile": "paper", "download.mirror": url, **SCALE}
+    cmd = ["dvc", "exp", "run", *(["-k"] if keep_going else [])]
+    for key, value in overrides.items():
+        cmd += ["-S", f"{key}={value}"]
+    result = run(cmd, project, check=not keep_going)
+    return result, set(re.findall(r"Running stage '([^']+)'", result.stdout))
+
+
+def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(project_copy, tmp_path, mirror):
+    url, mirror_root, manual = mirror
+    project = tmp_path / "paper"
+    shutil.copytree(project_copy, project, symlinks=True)
+    rng = np.random.default_rng(1)
+    standins.place_real_pairs(project, rng)
+    drealsr = project / "data/raw/real_pairs/DRealSR"
+    held_back = tmp_path / "DRealSR"
+    shutil.move(drealsr, held_back)  # placed only before the second run
+    standins.place_ma(project, rng)
+    manual_files = {}
+    for name, data in manual.items():  # the manual weights, where the registry says
+        target = project / yaml.safe_load((project / "data/registry.yaml").read_text())[name]["target"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        manual_files[name] = target
+    pin_registry(project, mirror_root, manual_files)
+    run(["git", "commit", "-qam", "pin the stand-ins"], project)
+
+    first, ran = exp_run(project, url, keep_going=True)
+    assert first.returncode != 0
+    assert "data/raw/real_pairs/DRealSR" in first.stdout + first.stderr
+    assert {"download@sr", "download@iqa", "download@weights", "synthesize@sr", "synthesize@iqa",
+            "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan", "train_gan@featd", "train_gan@tgd",
+            "train_gan@sfd", "train_gan@swinir_esrgan", "train_gan@swinir_sfd", "train_real", "eval_iqa",
+            "tsne"} <= ran, ran
+    assert not ran & {"synthesize@real_pairs", "eval_sr", "report"}
+
+    shutil.move(held_back, drealsr)
+    _, ran = exp_run(project, url)
+    assert ran == {"download@real_pairs", "synthesize@real_pairs", "eval_sr", "report", "analysis"}, ran
+
+    report = (project / "reports/paper_tables.html").read_text()
+    assert "paper" in report and PIN_NOTE.split(",")[0] in report
+    sr = yaml.safe_load((project / "reports/metrics/sr.json").read_text())
+    assert {"Set5", "Set14", "Urban100", "DIV2K100", "RealD2K", "RealSR", "DRealSR"} <= set(sr["results"])
+    assert isinstance(sr["results"]["DRealSR"]["real"]["psnr"], float)
+    iqa = yaml.safe_load((project / "reports/metrics/iqa.json").read_text())
+    assert {"PIPAL", "KonIQ-10k", "Ma", "LIVE-itW"} <= set(iqa["results"])
+    assert "sha256" in iqa["na"]["clipiqa"]
