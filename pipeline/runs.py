@@ -12,6 +12,7 @@ checkpoints in `checkpoints/<run>/last.pt`; dvclive logs in `dvclive/<run>/`.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyiqa
 import torch
@@ -104,6 +105,12 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet
     if cfg["init_from"]:
         net = load_generator(Path(cfg["init_from"]), backbone, model_cfg[backbone])
         save_state_dict(out, net.state_dict(), {"source": str(cfg["init_from"])})
+        # The stage's other outputs exist too (DVC requires them): no checkpoint, and the converted model's
+        # validation in place of a training log.
+        (CHECKPOINTS / name).mkdir(parents=True, exist_ok=True)
+        (LIVE / name / "plots").mkdir(parents=True, exist_ok=True)
+        val = psnr_validator(cfg["val_set"], default_device())(SimpleNamespace(g=net))
+        write_json(LIVE / name / "metrics.json", {"init_from": str(cfg["init_from"]), "val": val})
         return out
     rank, _ = distributed()
     device = default_device()

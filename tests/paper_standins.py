@@ -82,7 +82,7 @@ def sr_datasets(root: Path, rng: np.random.Generator) -> None:
     _zip(root / "DIV2K_train_HR" / "DIV2K_train_HR.zip",
          {f"DIV2K_train_HR/{i:04d}.png": _png(rng, 128, 136) for i in (1, 2)})
     _zip(root / "DIV2K_valid_HR" / "DIV2K_valid_HR.zip",
-         {f"DIV2K_valid_HR/{i:04d}.png": _png(rng, 72, 80) for i in (801, 802)})
+         {f"DIV2K_valid_HR/{i:04d}.png": _png(rng, 128, 136) for i in (801, 802)})
     # Flickr2K.tar (EDSR): Flickr2K/Flickr2K_HR/000001.png, Flickr2K/Flickr2K_LR_bicubic/X4/000001x4.png
     members = {}
     for i in (1, 2):
@@ -106,15 +106,16 @@ def sr_datasets(root: Path, rng: np.random.Generator) -> None:
 
 
 def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
+    """The IQA sets' images are at least 96 px a side, as upstream's are (NIQE needs 96 px blocks)."""
     # pipal.tar (pyiqa's HF mirror): PIPAL/Dist_Imgs/A0001_00_00.bmp ..., PIPAL/Train_Ref/A0001.bmp
     members, rows = {}, []
     for i, (ref, cls, kind) in enumerate(((1, 0, 0), (1, 1, 3), (2, 3, 1), (2, 0, 5))):
         dist = f"A{ref:04d}_{cls:02d}_{kind:02d}.bmp"
-        members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 64, 64, "BMP")
+        members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 112, 112, "BMP")
         rows.append({"hq_name": f"A{ref:04d}.bmp", "dist_name": dist, "elo_score": 1400.0 + 25 * i,
                      "official_split": "train"})
     for ref in (1, 2):
-        members[f"PIPAL/Train_Ref/A{ref:04d}.bmp"] = _png(rng, 64, 64, "BMP")
+        members[f"PIPAL/Train_Ref/A{ref:04d}.bmp"] = _png(rng, 112, 112, "BMP")
     rows.append({"hq_name": "A0201.bmp", "dist_name": "A0201_00_00.bmp", "elo_score": 1500.0,
                  "official_split": "val"})  # a validation row: its image is not in Dist_Imgs
     _tar(root / "PIPAL" / "pipal.tar", members)
@@ -123,7 +124,7 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     members, rows = {}, []
     for i, split in enumerate(("training", "validation", "test", "test")):
         name = f"{10004473376 + i}.jpg"
-        members[f"1024x768/{name}"] = _png(rng, 48, 64, "JPEG")
+        members[f"1024x768/{name}"] = _png(rng, 108, 144, "JPEG")
         rows.append({"image_name": name, "c1": 1, "c2": 2, "c3": 30, "c4": 60, "c5": 7, "c_total": 100,
                      "MOS": 60.0 + 5 * i, "SD": 0.7, "set": split})
     _zip(root / "KonIQ-10k" / "koniq10k_1024x768.zip", members)
@@ -132,7 +133,7 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     # meta_info_LIVEChallengeDataset.csv (img_name relative to LIVEC/, mos, std)
     members, rows = {}, []
     for i, name in enumerate(("t1.bmp", "10.JPG", "100.bmp", "1000.JPG")):
-        members[f"LIVEC/Images/{name}"] = _png(rng, 50, 50, "BMP" if name.endswith("bmp") else "JPEG")
+        members[f"LIVEC/Images/{name}"] = _png(rng, 112, 112, "BMP" if name.endswith("bmp") else "JPEG")
         rows.append({"img_name": f"Images/{name}", "mos": 40.0 + 10 * i, "std": 15.0})
     _tar(root / "LIVE-itW" / "live_challenge.tgz", members, "w:gz")
     _write(root / "LIVE-itW" / "meta_info_LIVEChallengeDataset.csv", _csv(rows))
@@ -156,7 +157,7 @@ def place_ma(project: Path, rng: np.random.Generator) -> None:
     base = project / "data/raw/iqa/Ma"
     images = ("Bicubic/sf2/sigma0.8/187058.png", "BP/sf4/sigma1.2/130066.png", "SRCNN/sf8/sigma2.0/49024.png")
     for name in images:
-        _write(base / "images" / name, _png(rng, 60, 56))
+        _write(base / "images" / name, _png(rng, 112, 104))
     _write(base / "MaScoreDataset_all_pair.txt",
            "\n".join(f"/{name},{score}" for name, score in zip(images, (7.65, 5.05, 3.325))).encode())
 

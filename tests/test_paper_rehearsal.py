@@ -29,9 +29,9 @@ SCALE = {
     **{f"{stage}.paper.{k}": v for stage in ("train_gan", "train_real") for k, v in
        {"iters": 2, "batch": 2, "patch": 64, "milestones": "[1]", "workers": 0, "ckpt_every": 2, "val_every": 2,
         "log_every": 1}.items()},
-    "train_real.paper.degrade_size": 64,
+    "train_real.paper.degrade_size": 96,
     "tsne.paper.images_per_class": 2, "tsne.paper.crop": 64, "tsne.paper.perplexity": 3.0,
-    "tsne.paper.max_iter": 250,
+    "tsne.max_iter": 250,
 }
 PIN_NOTE = "rehearsal stand-in (random values), pinned by tests/test_paper_rehearsal.py"
 
@@ -103,9 +103,10 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     run(["git", "commit", "-qam", "pin the stand-ins"], project)
 
     first, ran = exp_run(project, url, keep_going=True)
-    assert first.returncode != 0
-    assert "data/raw/real_pairs/DRealSR" in first.stdout + first.stderr
-    assert {"download@sr", "download@iqa", "download@weights", "synthesize@sr", "synthesize@iqa",
+    log = first.stdout + first.stderr
+    assert first.returncode != 0, log
+    assert "data/raw/real_pairs/DRealSR" in log, log
+    assert {"download@sr", "download@iqa", "download@train_weights", "download@eval_weights", "synthesize@sr", "synthesize@iqa",
             "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan", "train_gan@featd", "train_gan@tgd",
             "train_gan@sfd", "train_gan@swinir_esrgan", "train_gan@swinir_sfd", "train_real", "eval_iqa",
             "tsne"} <= ran, ran
