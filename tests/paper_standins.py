@@ -106,10 +106,11 @@ def sr_datasets(root: Path, rng: np.random.Generator) -> None:
 
 
 def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
-    """The IQA sets' images are at least 96 px a side, as upstream's are (NIQE needs 96 px blocks)."""
+    """Two scored images per set (IL-NIQE costs 12 s an image on 2 cores), at least 96 px a side as upstream's
+    are (NIQE needs 96 px blocks)."""
     # pipal.tar (pyiqa's HF mirror): PIPAL/Dist_Imgs/A0001_00_00.bmp ..., PIPAL/Train_Ref/A0001.bmp
     members, rows = {}, []
-    for i, (ref, cls, kind) in enumerate(((1, 0, 0), (1, 1, 3), (2, 3, 1), (2, 0, 5))):
+    for i, (ref, cls, kind) in enumerate(((1, 0, 0), (2, 3, 1))):
         dist = f"A{ref:04d}_{cls:02d}_{kind:02d}.bmp"
         members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 112, 112, "BMP")
         rows.append({"hq_name": f"A{ref:04d}.bmp", "dist_name": dist, "elo_score": 1400.0 + 25 * i,
@@ -122,7 +123,7 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     _write(root / "PIPAL" / "meta_info_PIPALDataset.csv", _csv(rows))
     # KonIQ-10k: koniq10k_1024x768.zip -> 1024x768/<id>.jpg; subpic/koniq's koniq10k_distributions_sets.csv
     members, rows = {}, []
-    for i, split in enumerate(("training", "validation", "test", "test")):
+    for i, split in enumerate(("training", "test")):
         name = f"{10004473376 + i}.jpg"
         members[f"1024x768/{name}"] = _png(rng, 108, 144, "JPEG")
         rows.append({"image_name": name, "c1": 1, "c2": 2, "c3": 30, "c4": 60, "c5": 7, "c_total": 100,
@@ -132,7 +133,7 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     # live_challenge.tgz (pyiqa): LIVEC/Images/*.bmp|*.JPG (t1.bmp ... t7.bmp are the practice images) and
     # meta_info_LIVEChallengeDataset.csv (img_name relative to LIVEC/, mos, std)
     members, rows = {}, []
-    for i, name in enumerate(("t1.bmp", "10.JPG", "100.bmp", "1000.JPG")):
+    for i, name in enumerate(("t1.bmp", "10.JPG", "1000.JPG")):
         members[f"LIVEC/Images/{name}"] = _png(rng, 112, 112, "BMP" if name.endswith("bmp") else "JPEG")
         rows.append({"img_name": f"Images/{name}", "mos": 40.0 + 10 * i, "std": 15.0})
     _tar(root / "LIVE-itW" / "live_challenge.tgz", members, "w:gz")
@@ -155,11 +156,11 @@ def place_ma(project: Path, rng: np.random.Generator) -> None:
     """Ma et al.'s SR-IQA set, placed by hand: images/<method>/sf<s>/sigma<w>/<id>.png and RecycleD's score list
     (`/<method>/sf<s>/sigma<w>/<id>.png,<score>` lines)."""
     base = project / "data/raw/iqa/Ma"
-    images = ("Bicubic/sf2/sigma0.8/187058.png", "BP/sf4/sigma1.2/130066.png", "SRCNN/sf8/sigma2.0/49024.png")
+    images = ("Bicubic/sf2/sigma0.8/187058.png", "SRCNN/sf8/sigma2.0/49024.png")
     for name in images:
         _write(base / "images" / name, _png(rng, 112, 104))
     _write(base / "MaScoreDataset_all_pair.txt",
-           "\n".join(f"/{name},{score}" for name, score in zip(images, (7.65, 5.05, 3.325))).encode())
+           "\n".join(f"/{name},{score}" for name, score in zip(images, (7.65, 3.325))).encode())
 
 
 # --- weights --------------------------------------------------------------------------------------------------

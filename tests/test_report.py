@@ -191,7 +191,8 @@ def test_header_says_profile_weights_and_revision(page):
     assert "random (seed 0)" in parser.ids["weights"] and "models/sfd: clip" in parser.ids["weights"]
     assert "2026-11-01" in html
     assert "vgg19-dcbb9e9d.pth" in parser.ids["downloads"] and "torchvision file name" in parser.ids["downloads"]
-    assert "clip_rn50_openai (open_clip_model.safetensors)" in html  # its pin says random: in the warning
+    assert "Random stand-ins." in html and "clip_rn50_openai (open_clip_model.safetensors)" in html  # its pin
+    assert "vgg19 (vgg19-dcbb9e9d.pth)" not in html                                                   # says random
     assert "lambda4" in parser.ids["params"] and "prompt_logit_scale" in parser.ids["choices"]
 
 

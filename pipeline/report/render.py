@@ -144,8 +144,8 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "revision": git_revision(repo),
         "date": (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
         "weights": weights,
-        "random_weights": [w["network"] for w in weights if w["random"]] + [
-            f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
+        "random_weights": [w["network"] for w in weights if w["random"]],
+        "random_files": [f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
         "downloads": downloads,
         "datasets": dataset_rows(metrics_dir, sr, iqa, tsne),
         "stale": stale,
