@@ -9,6 +9,7 @@ import re
 import stat
 import tarfile
 import threading
+import time
 import zipfile
 
 import pytest
@@ -30,6 +31,7 @@ class FileServer:
     def __init__(self):
         self.files, self.requests, self.cut_first = {}, [], {}
         self.head, self.heads = {}, []
+        self.trickle = {}  # path -> seconds between 16-byte pieces (at most 2 s of them), then the connection ends
         self.ignore_range = False
         server = self
 
@@ -65,6 +67,16 @@ class FileServer:
                 body = data[start:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if path in server.trickle:
+                    delay = server.trickle[path]
+                    for i in range(0, min(len(body), 16 * int(2 / delay)), 16):
+                        try:
+                            self.wfile.write(body[i:i + 16])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up on the trickle
+                            return
+                        time.sleep(delay)
+                    return
                 self.wfile.write(body[:server.cut_first.pop(path, len(body))])
 
             def log_message(self, *args):
@@ -170,6 +182,37 @@ def test_cut_connection_is_resumed_by_the_next_fetch(server, tmp_path, monkeypat
     assert server.requests == [("net.pth", None), ("net.pth", "bytes=5000-")]
     assert path.read_bytes() == PAYLOAD
     assert not part.exists()
+
+
+def test_a_trickling_server_is_cut_off_and_the_next_fetch_resumes(server, tmp_path, monkeypatch):
+    """A server that sends a little now and then never trips the per-read timeout; the stall rule cuts it."""
+    monkeypatch.setattr(download, "STALL_WINDOW_S", 0.3)
+    monkeypatch.setattr(download, "STALL_BYTES", 4096)
+    monkeypatch.setattr(download, "RESUME_ATTEMPTS", 1)
+    server.files["net.pth"] = PAYLOAD
+    server.trickle["net.pth"] = 0.02  # 16 bytes every 20 ms: 800 B/s
+    entry = weights_entry(server.url("net.pth"), PAYLOAD)
+    with pytest.raises(MissingSourceError, match=r"(?s)stalled: \d+ bytes in the last 0.3 s.*resumes it"):
+        fetch("net", entry, tmp_path, progress=False)
+    part = tmp_path / "data/downloads/net/net.pth.part"
+    got = part.stat().st_size
+    assert 0 < got < 4096 and part.read_bytes() == PAYLOAD[:got]  # kept for the next try
+
+    del server.trickle["net.pth"]
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("net.pth", f"bytes={got}-")
+
+
+def test_an_archive_expanding_past_the_bound_is_refused(server, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("imgs/a.png", bytes(4 << 20))  # 4 MiB of zeros deflate to a few KiB
+    bomb = buf.getvalue()
+    assert len(bomb) * download.MAX_EXPANSION < 4 << 20
+    server.files["set.zip"] = bomb
+    with pytest.raises(UnsafeArchiveError, match=f"over {download.MAX_EXPANSION} times the archive's size"):
+        fetch("set", dataset_entry(server.url("set.zip"), bomb, "zip", {"S": "imgs"}), tmp_path, progress=False)
+    assert not (tmp_path / "data/raw/set").exists()
 
 
 def test_cut_connection_is_resumed_within_one_fetch(server, tmp_path):

@@ -22,6 +22,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -38,7 +39,14 @@ from pipeline.fileio import atomic_path, usual_mode, write_json
 DOWNLOADS = "data/downloads"
 MARKER = ".verified.json"
 CHUNK = 1 << 20
-TIMEOUT_S = 60
+TIMEOUT_S = 60  # per read: a server that sends nothing for this long is cut off
+# A server that trickles (under STALL_BYTES in STALL_WINDOW_S seconds) is cut off too; the .part is kept, so a later
+# try resumes it. The per-read timeout alone lets one byte a minute keep a download alive for years.
+STALL_WINDOW_S = 60
+STALL_BYTES = 64 << 10
+# An archive may expand to at most this many times its own size: image archives barely compress (DIV2K's zip of
+# PNGs ~1x, a tgz of BMPs a few times), a zip bomb thousands of times.
+MAX_EXPANSION = 20
 # Tries per mirror; a try that made progress (the .part grew) earns another one, resuming where it stopped.
 RESUME_ATTEMPTS = 5
 USER_AGENT = "sfd-reproduction-downloader/1.0"
@@ -284,9 +292,15 @@ def _stream(url: str, part: Path, size: int | None, progress: bool, name: str) -
         total = have + int(length) if length is not None else size
         with open(part, "ab" if resumed else "wb") as f, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
-            while chunk := response.read(CHUNK):
+            window_start, window_bytes = time.monotonic(), 0
+            while chunk := response.read1(CHUNK):  # what has arrived, so a trickle is seen as one
                 f.write(chunk)
                 bar.update(len(chunk))
+                window_bytes += len(chunk)
+                if time.monotonic() - window_start >= STALL_WINDOW_S:
+                    if window_bytes < STALL_BYTES:
+                        raise _Interrupted(f"stalled: {window_bytes} bytes in the last {STALL_WINDOW_S} s")
+                    window_start, window_bytes = time.monotonic(), 0
     got = part.stat().st_size
     if total is not None and got < total:
         raise _Interrupted(f"connection closed after {got} of {total} bytes")
@@ -483,6 +497,7 @@ def _extract(archive: Path, kind: str, dest: Path) -> None:
     """Extract into `dest` after checking every member; one unsafe member refuses the whole archive."""
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
+            _check_expansion(archive, sum(info.file_size for info in zf.infolist()))
             for info in zf.infolist():
                 _check_member(archive, info.filename)
                 if stat.S_ISLNK(info.external_attr >> 16):
@@ -491,6 +506,7 @@ def _extract(archive: Path, kind: str, dest: Path) -> None:
         return
     with tarfile.open(archive, "r:*") as tf:
         members = tf.getmembers()
+        _check_expansion(archive, sum(member.size for member in members))
         for member in members:
             _check_member(archive, member.name)
             try:
@@ -498,6 +514,13 @@ def _extract(archive: Path, kind: str, dest: Path) -> None:
             except tarfile.FilterError as e:
                 raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} refused: {e}") from e
         tf.extractall(dest, members=members, filter="data")
+
+
+def _check_expansion(archive: Path, total: int) -> None:
+    limit = MAX_EXPANSION * archive.stat().st_size
+    if total > limit:
+        raise UnsafeArchiveError(f"{archive.name}: its members add up to {total} bytes, over {MAX_EXPANSION} times "
+                                 f"the archive's size ({limit} bytes); refused")
 
 
 def _check_member(archive: Path, name: str) -> None:
