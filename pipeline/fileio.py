@@ -85,3 +85,21 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     """Image files in `folder` (and its subfolders if `recursive`), sorted by path."""
     paths = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
     return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def output_problem(outputs: list[Path], inputs: list[Path], input_folder: Path | None = None) -> str | None:
+    """Why the files `outputs` cannot be written without harm, or None: one would replace an input, land in the
+    folder of inputs (`input_folder`), lie under a file, or go where nothing can be written."""
+    replaced = {p.resolve() for p in inputs}
+    for out in outputs:
+        if out.resolve() in replaced:
+            return f"{out} is one of the inputs: it would be replaced"
+        if input_folder is not None and out.resolve().parent == input_folder.resolve():
+            return f"{out} is inside the input folder {input_folder}: it would join the inputs"
+    for folder in {out.parent for out in outputs}:
+        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+        if not existing.is_dir():
+            return f"{out.parent} cannot be created: {existing} is a file"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{folder} is not writable"
+    return None

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
 from pipeline.checkpoint import CheckpointError
-from pipeline.fileio import read_image, write_text
+from pipeline.fileio import output_problem, read_image, write_text
 from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
 from pipeline.tensor_image import to_tensor
 
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
     if not paths:
         return fail(f"no files in {source}")
+    problem = output_problem([output], paths, source if source.is_dir() else None)
+    if problem:
+        return fail(f"--output: {problem}")
     if args.device == "cuda" and not torch.cuda.is_available():
         return fail("--device cuda requested but CUDA is not available")
     variant = args.variant or ("full" if args.weights else "baseline")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
-from pipeline.fileio import list_images, read_image, write_image
+from pipeline.fileio import list_images, output_problem, read_image, write_image
 from pipeline.tensor_image import to_tensor, to_uint8
 
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--output {out_dir} is a file; give a folder for the PNG outputs")
     if out_dir.exists() and out_dir.resolve() == paths[0].parent.resolve():
         return fail("the output folder must differ from the input folder (outputs would replace inputs)")
+    problem = output_problem([out_dir / f"{path.stem}.png" for path in paths], paths)
+    if problem:
+        return fail(f"--output: {problem}")
     by_stem: dict[str, list[str]] = {}
     for path in paths:
         by_stem.setdefault(path.stem, []).append(path.name)

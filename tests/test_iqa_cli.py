@@ -149,3 +149,25 @@ def test_output_folder_is_refused_before_the_model_is_built(setup, tmp_path, cap
     assert main(["--input", str(images), "--output", str(tmp_path), "--weights", str(weights)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: --output {tmp_path} is a folder; give the path of the CSV file to write\n"
+
+
+@pytest.mark.parametrize("where", ["the input itself", "inside the input folder", "under a file"])
+def test_an_output_that_would_harm_the_inputs_is_refused_before_any_model(setup, tmp_path, where):
+    """`--input X.png --output X.png` replaced the user's image with the CSV; an output in the input folder joined
+    the inputs; one under a file failed only after scoring. Each is one error line now, and the inputs stay."""
+    _, images, weights = setup
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    source, output, message = {
+        "the input itself": (folder / "b.png", folder / "b.png", "is one of the inputs: it would be replaced"),
+        "inside the input folder": (folder, folder / "scores.csv", "is inside the input folder"),
+        "under a file": (folder, folder / "notes.txt" / "scores.csv", "notes.txt is a file"),
+    }[where]
+    result = subprocess.run([sys.executable, "-m", "pipeline.iqa", "--input", str(source), "--output", str(output),
+                             "--weights", str(weights), "--device", "cpu"],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --output: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "note: CLIP" not in result.stderr  # no model was built
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

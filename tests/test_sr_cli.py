@@ -148,3 +148,14 @@ def test_output_file_and_inputs_sharing_a_stem_are_refused_before_running(tmp_pa
 
 def test_build_generator_from_cli_weights_is_eval(weights):
     assert not build_generator(weights).training
+
+
+def test_an_output_folder_under_a_file_is_refused_before_the_model(tmp_path, weights, lr_dir):
+    """It failed at the first image's write, after the network was built; now one error line, nothing written."""
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("a file")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.sr", "--weights", weights, "--input", lr_dir,
+                           "--output", blocker / "sr", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: --output: ") and "results.txt is a file" in proc.stderr
+    assert blocker.read_text() == "a file"
