@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.data.download import DownloadError, fetch, mirror_base
 from pipeline.data.quick import build_quick_sets, quick_root
-from pipeline.data.registry import DATASET_GROUPS, WEIGHTS_GROUPS, entry_group, load_registry
+from pipeline.data.registry import DATASET_GROUPS, WEIGHTS_GROUPS, entry_group, group_folder, load_registry
 from pipeline.fileio import write_json
 from pipeline.metrics.niqe_params import write_niqe_mat
 from pipeline.params import for_profile, stage_params
@@ -54,6 +54,8 @@ def main(group: str) -> int:
             raise SystemExit(f"params.yaml: download.groups.{group}.entries names {name!r}, whose target "
                              f"{registry[name]['target']} belongs to group {entry_group(registry[name])!r}")
 
+    # the stage's output exists even when the profile puts nothing in it (DVC refuses a missing output)
+    group_folder(group).mkdir(parents=True, exist_ok=True)
     if group == "eval_weights":
         write_niqe_mat(NIQE_MAT)
     if group in DATASET_GROUPS:

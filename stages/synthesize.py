@@ -18,6 +18,7 @@ def main(group: str) -> int:
         raise SystemExit(f"unknown data group {group!r}; expected one of {tuple(PARAMS)}")
     params = stage_params(f"synthesize@{group}", PARAMS[group])
     cfg = for_profile(params["synthesize"], params["profile"])
+    OUT_ROOTS[group].mkdir(parents=True, exist_ok=True)  # exists even when the profile has no set of this group
     try:
         counts = synthesize(group, cfg, params.get("seed"), params.get("degradation"), load_registry(),
                             OUT_ROOTS[group], quick_root(group))

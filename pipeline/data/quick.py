@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.registry import group_folder
 from pipeline.fileio import read_image, write_image
 
 
 def quick_root(group: str) -> Path:
     """Where the download stage writes a data group's bundled sets in the quick profile."""
-    return Path("data/raw") / group / "quick"
+    return group_folder(group) / "quick"
 
 
 def load_package_image(name: str) -> np.ndarray:

@@ -187,6 +187,13 @@ def _validate_provides(provides, fail) -> None:
                 fail(set_name, f"paths must be relative and stay inside the target, got {p!r}")
 
 
+def group_folder(group: str) -> Path:
+    """The folder a download group fills: data/raw/<group> for datasets, data/weights/<folder> for weights."""
+    if group in DATASET_GROUPS:
+        return Path(TARGET_ROOTS["dataset"]) / group
+    return Path(TARGET_ROOTS["weights"]) / WEIGHTS_GROUPS[group]
+
+
 def entry_group(entry: dict) -> str:
     """The download group of an entry: the folder below data/raw/ that holds a dataset, or the weights group of
     the folder below data/weights/."""
