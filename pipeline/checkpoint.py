@@ -2,9 +2,15 @@
 
 `.safetensors` files go through safetensors; anything else through `torch.load(weights_only=True)`, which refuses
 pickled code. BasicSR-style wrappers (`params_ema`, `params`, `state_dict`) are unwrapped.
+
+Files this pipeline writes carry the sha256 of their tensors (`tensor_digest`; safetensors metadata key
+`tensor_sha256`, the training checkpoints' key of the same name), checked when they are read back: neither
+torch's zip loader nor safetensors checks the bytes of the tensor data, so a corrupted file would load without
+a word. Files from elsewhere have none and are read as they are.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,10 +22,41 @@ from safetensors.torch import save
 from pipeline.fileio import atomic_path
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict")
+DIGEST_KEY = "tensor_sha256"
 
 
 class CheckpointError(Exception):
     """A weights file that is missing, unreadable, not a state dict, or does not fit the network."""
+
+
+def tensor_digest(obj) -> str:
+    """The sha256 of a nested state (dicts in key order, lists and tuples in order): each tensor's bytes, each
+    other leaf's repr, each under its path, so a changed value, dtype, shape or structure changes it."""
+    h = hashlib.sha256()
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, torch.Tensor):
+            t = node.detach().cpu().contiguous()
+            h.update(f"{where}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(node, dict):
+            for key in sorted(node, key=str):
+                walk(node[key], f"{where}/{key}")
+        elif isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                walk(item, f"{where}/{i}")
+        else:
+            h.update(f"{where}={node!r}".encode())
+
+    walk(obj, "")
+    return h.hexdigest()
+
+
+def check_digest(path: str | os.PathLike, obj, digest: str | None) -> None:
+    """Raise CheckpointError when `obj`, read from `path`, does not hash to the `digest` written with it."""
+    if digest is not None and tensor_digest(obj) != digest:
+        raise CheckpointError(f"{path} is corrupted: its tensors do not match the sha256 written with them; "
+                              f"delete it (a training run then starts over) or restore a good copy")
 
 
 def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -30,9 +67,11 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+                state, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         except Exception as e:  # safetensors raises several types for a corrupt header
             raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
+        check_digest(path, state, meta.pop(DIGEST_KEY, None))
+        return state, meta
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses pickled objects; other files fail to parse
@@ -55,7 +94,8 @@ def save_state_dict(path: str | os.PathLike, state: dict[str, torch.Tensor], met
     """Write a state dict as safetensors, atomically; `meta` values must be strings. The same state and metadata
     give the same bytes: safetensors writes the metadata in hash order, which changes from process to process (DVC
     would see new weights), so the header is rewritten with its keys sorted."""
-    blob = save({k: v.detach().contiguous().cpu() for k, v in state.items()}, metadata=meta or {})
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    blob = save(state, metadata={**(meta or {}), DIGEST_KEY: tensor_digest(state)})
     n = int.from_bytes(blob[:8], "little")
     header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # keeps the tensor data 8-byte aligned, as safetensors does

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from pipeline.checkpoint import DIGEST_KEY, CheckpointError, check_digest, tensor_digest
 from pipeline.fileio import atomic_path, write_text
 
 
@@ -93,8 +94,10 @@ def fingerprint(config: dict) -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """`state` with the sha256 of its contents (checked by load_resumable), written atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)  # to a file object: torch.save names the archive inside after a path (a random one)
+        # to a file object: torch.save names the archive inside after a path (a random one)
+        torch.save({**state, DIGEST_KEY: tensor_digest(state)}, f)
 
 
 def rng_state() -> dict:
@@ -115,7 +118,15 @@ def load_resumable(path: Path, config_hash: str, world: int = 1) -> dict | None:
     another number of processes is an error: their per-rank state (the pair pools) cannot be split or merged."""
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or mangled archive: torch raises several types
+        raise CheckpointError(f"{path} is unreadable ({type(e).__name__}: truncated or corrupted); delete it to "
+                              f"start the run over") from None
+    if DIGEST_KEY not in state:  # written before checkpoints carried one: resumed, as before, with a word
+        print(f"warning: {path} carries no checksum of its contents (an older checkpoint); resuming it unverified",
+              file=sys.stderr)
+    check_digest(path, state, state.pop(DIGEST_KEY, None))
     if state.get("config") != config_hash:
         return None
     if len(state["ranks"]) != world:

@@ -2,6 +2,7 @@
 checkpoint verified and converted."""
 import sys
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.params import for_profile, stage_params
 from pipeline.runs import BACKBONES, for_backbone, run_pretrain
 from pipeline.trainer import relaunch_under_torchrun
@@ -16,7 +17,10 @@ def main(backbone: str) -> int:
     profile = params["profile"]
     cfg = for_backbone(for_profile(params["pretrain_psnr"], profile), backbone)
     relaunch_under_torchrun(cfg["gpus"])
-    print("wrote", run_pretrain(cfg, for_profile(params["model"], profile), params["seed"], backbone))
+    try:
+        print("wrote", run_pretrain(cfg, for_profile(params["model"], profile), params["seed"], backbone))
+    except CheckpointError as e:  # a corrupted or unreadable checkpoint or weights file, named in the message
+        raise SystemExit(f"pretrain_psnr@{backbone}: {e}") from None
     return 0
 
 

@@ -3,6 +3,7 @@
 SwinIR + Ours)."""
 import sys
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.params import for_profile, stage_params
 from pipeline.runs import for_backbone, run_gan
 from pipeline.train_step import ADVERSARIAL_WEIGHTS
@@ -25,8 +26,11 @@ def main(run: str) -> int:
     cfg = for_backbone(for_profile(params["train_gan"], profile), backbone)
     relaunch_under_torchrun(cfg["gpus"])
     lambdas = {k: params.get(k, 0.0) for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
-    out = run_gan(variant, cfg, for_profile(params["model"], profile), lambdas, params["seed"], name=run,
-                  backbone=backbone)
+    try:
+        out = run_gan(variant, cfg, for_profile(params["model"], profile), lambdas, params["seed"], name=run,
+                      backbone=backbone)
+    except CheckpointError as e:  # a corrupted or unreadable checkpoint or weights file, named in the message
+        raise SystemExit(f"train_gan@{run}: {e}") from None
     print("wrote", out)
     return 0
 

@@ -159,3 +159,16 @@ def test_an_output_folder_under_a_file_is_refused_before_the_model(tmp_path, wei
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: --output: ") and "results.txt is a file" in proc.stderr
     assert blocker.read_text() == "a file"
+
+
+def test_a_corrupted_weights_file_is_refused_by_its_checksum(tmp_path, weights, lr_dir):
+    """safetensors checks no tensor bytes: a flipped byte in the data loaded silently; the file's tensor_sha256
+    (written by save_state_dict) now catches it."""
+    data = bytearray(weights.read_bytes())
+    data[-40] ^= 0xFF  # inside the last tensor, the header untouched
+    weights.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.sr", "--weights", weights, "--input", lr_dir,
+                           "--output", tmp_path / "sr", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "tiny.safetensors is corrupted: its tensors do not match the sha256 written with them" in proc.stderr
+    assert not (tmp_path / "sr").exists()

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.checkpoint import CheckpointError
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import write_image
@@ -242,6 +243,36 @@ def test_checkpoint_of_another_process_count_is_refused(tmp_path, train_set):
     with pytest.raises(Interrupt):
         train(StopAt(sfd_step(), 4), data, CFG, tmp_path)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
+    state = {k: v for k, v in state.items() if k != "tensor_sha256"}  # as an older checkpoint: no checksum
     torch.save({**state, "ranks": state["ranks"] * 2}, tmp_path / "last.pt")
     with pytest.raises(RuntimeError, match="written by 2 process"):
+        train(sfd_step(), data, CFG, tmp_path)
+
+
+def flip_tensor_bytes(path: Path) -> None:
+    """Corrupt the middle of the largest tensor record of a torch zip checkpoint, its headers left intact (torch's
+    loader checks no CRC, so the file still loads)."""
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+        f.seek(info.header_offset + 30 + name_len + extra_len + info.file_size // 2)
+        chunk = f.read(16)
+        f.seek(-16, 1)
+        f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def test_a_corrupted_checkpoint_is_refused_not_resumed(tmp_path, train_set):
+    """Its tensors were resumed without a word (losses of 1e24 followed); now it stops naming the file."""
+    data = PairedPatches([train_set], 32, lr_dir="LR_x4_sub")
+    with pytest.raises(Interrupt):
+        train(StopAt(sfd_step(), 4), data, CFG, tmp_path)
+    flip_tensor_bytes(tmp_path / "last.pt")
+    torch.load(tmp_path / "last.pt", weights_only=True)  # torch alone does not notice
+    with pytest.raises(CheckpointError, match="last.pt is corrupted: .*delete it"):
+        train(sfd_step(), data, CFG, tmp_path)
+    (tmp_path / "last.pt").write_bytes((tmp_path / "last.pt").read_bytes()[:1000])  # truncated
+    with pytest.raises(CheckpointError, match="last.pt is unreadable"):
         train(sfd_step(), data, CFG, tmp_path)
