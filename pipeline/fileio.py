@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -65,11 +65,38 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+# The largest image read, in pixels: PIL's own bomb limit, stated here so that every reader refuses the same images
+# with one message (PIL only warns below twice this).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+class ImageError(ValueError):
+    """An image that cannot be read as it is: unreadable, or larger than MAX_PIXELS."""
+
+
 def read_image(path: str | os.PathLike | BinaryIO) -> np.ndarray:
-    """Read an image (a path or an open binary file) as an H x W x 3 uint8 RGB array (grey and RGBA are
-    converted)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    """Read an image (a path or an open binary file) as an H x W x 3 uint8 RGB array, as it is meant to be seen:
+    EXIF orientation applied (phone photos), 16- and 32-bit grey scaled to 8 bits (PIL's convert clips them to
+    white), grey, palette, alpha and CMYK converted to RGB (alpha dropped). Raises ImageError for an unreadable
+    file or one over MAX_PIXELS, naming it."""
+    name = getattr(path, "name", path)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(f"{name}: {im.width}x{im.height} is over the limit of {MAX_PIXELS} pixels")
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I"):  # I;16 (16-bit PNG/TIFF grey) and I (32-bit): full range to 0..255
+                wide = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or wide.max() <= 65535 else float(2 ** 32 - 1)
+                grey = np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")  # a palette with a transparent entry converts through RGBA
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Image.DecompressionBombError as e:  # PIL refuses twice its limit before we see the size
+        raise ImageError(f"{name}: over the limit of {MAX_PIXELS} pixels ({e})") from None
+    except (Image.UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:

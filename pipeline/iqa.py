@@ -11,8 +11,9 @@ downloads them, or reads its Hugging Face cache) or a local file. The variant de
 `--weights` and to `baseline` without. Scores lie in [0, 1], higher is better.
 
 Writes a CSV `image,score` (image = file name), atomically. Files of a folder that are not readable images, and
-images with a side under 32 px (too small for CLIP), are skipped and named in one warning each. Problems with the
-arguments print one `error:` line and exit with code 2.
+images with a side under 32 px (too small for CLIP), are skipped and named in one warning each; the exit code is
+then 1 if any of them was an image file (its score is missing). Problems with the arguments print one `error:` line
+and exit with code 2.
 """
 from __future__ import annotations
 
@@ -23,12 +24,11 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
 from pipeline.checkpoint import CheckpointError
-from pipeline.fileio import output_problem, read_image, write_text
+from pipeline.fileio import IMAGE_SUFFIXES, ImageError, output_problem, read_image, write_text
 from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
 from pipeline.tensor_image import to_tensor
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in tqdm(paths, desc="SFD-IQA", unit="img"):
         try:
             img = read_image(path)
-        except (OSError, ValueError, Image.DecompressionBombError):  # PIL's UnidentifiedImageError is an OSError
+        except ImageError:  # not an image, or over the pixel limit: reported and skipped
             unreadable.append(path.name)
             continue
         if min(img.shape[:2]) < MIN_SIZE:
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     writer.writerow(("image", "score"))
     writer.writerows((name, f"{score:.6f}") for name, score in rows)
     write_text(output, buf.getvalue())
-    return 0
+    bad_images = [n for n in unreadable if Path(n).suffix.lower() in IMAGE_SUFFIXES] + too_small
+    return 1 if bad_images else 0  # the scores are written; 1 says some images could not be scored
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
-from pipeline.fileio import list_images, output_problem, read_image, write_image
+from pipeline.fileio import ImageError, list_images, output_problem, read_image, write_image
 from pipeline.tensor_image import to_tensor, to_uint8
 
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
@@ -142,12 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         net = build_generator(args.weights).to(args.device)
     except CheckpointError as e:
         return fail(str(e))
+    skipped = []
     for path in tqdm(paths, desc="super-resolving", unit="img"):
         try:
             img = read_image(path)
-        except OSError as e:  # PIL's UnidentifiedImageError is an OSError
-            return fail(f"cannot read image {path}: {e}")
+        except ImageError as e:  # reported and skipped: the rest of the folder is still super-resolved
+            skipped.append(str(e))
+            continue
         write_image(out_dir / f"{path.stem}.png", upscale_image(net, img, args.tile, args.tile_overlap, args.device))
+    if skipped:
+        print(f"warning: skipped {len(skipped)} of {len(paths)} image(s): {'; '.join(skipped)}", file=sys.stderr)
+        return 1
     return 0
 
 

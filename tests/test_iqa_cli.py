@@ -136,7 +136,8 @@ def test_small_images_are_skipped_apart_from_unreadable_files(setup, tmp_path, c
         shutil.copy(images / name, folder / name)
     write_image(folder / "icon.png", np.zeros((20, 40, 3), np.uint8))
     out = tmp_path / "scores.csv"
-    assert main(["--input", str(folder), "--output", str(out), "--weights", str(weights), "--device", "cpu"]) == 0
+    # scores written for what could be scored; exit 1 says an image (icon.png) has none
+    assert main(["--input", str(folder), "--output", str(out), "--weights", str(weights), "--device", "cpu"]) == 1
     assert [r["image"] for r in read_rows(out)] == ["b.png"]
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: skipped 1 file(s) that are not readable images: notes.txt",

@@ -172,3 +172,18 @@ def test_a_corrupted_weights_file_is_refused_by_its_checksum(tmp_path, weights, 
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "tiny.safetensors is corrupted: its tensors do not match the sha256 written with them" in proc.stderr
     assert not (tmp_path / "sr").exists()
+
+
+def test_bad_images_are_reported_and_skipped_and_the_exit_status_says_so(tmp_path, weights, lr_dir):
+    """The CLI stopped at the first bad image, leaving a partial set; a PNG whose header claims a huge size ended
+    in a traceback. Now every good image is super-resolved, the bad ones are named, and the exit code is 1."""
+    from test_fileio import huge_png
+    (lr_dir / "broken.png").write_text("not a png")
+    huge_png(lr_dir / "huge.png", 100_000, 100_000)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.sr", "--weights", weights, "--input", lr_dir,
+                           "--output", tmp_path / "sr", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "sr").iterdir()) == ["astronaut.png", "chelsea.png"]
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "skipped 2 of 4 image(s)" in warning[0]
+    assert "broken.png: not a readable image" in warning[0] and "huge.png: over the limit of" in warning[0]
