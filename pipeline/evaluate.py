@@ -32,6 +32,7 @@ from pipeline.data.iqa_sets import IQARow
 from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.correlation import correlations
+from pipeline.metrics.niqe_params import NIQE_MAT
 from pipeline.metrics.pyiqa_metrics import (
     NA,
     MetricUnavailable,
@@ -46,7 +47,7 @@ from pipeline.trainer import default_device
 
 SR_SET_ROOTS, IQA_SETS, MODELS = (OUT_ROOTS["sr"], OUT_ROOTS["real_pairs"]), OUT_ROOTS["iqa"], Path("models")
 RESULTS, METRICS = Path("data/results"), Path("reports/metrics")
-TORCH_HOME, NIQE_PARAMS = Path("data/weights/eval/torch"), Path("data/weights/eval/niqe_pris_params.mat")
+TORCH_HOME, NIQE_PARAMS = Path("data/weights/eval/torch"), NIQE_MAT
 
 TABLES = ("table1", "table2")
 BICUBIC = "bicubic"

@@ -11,16 +11,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipeline.data.download import DownloadError, fetch, mirror_base
+from pipeline.data.download import DownloadError, MirrorError, fetch, file_name, mirror_base
 from pipeline.data.quick import build_quick_sets, quick_root
 from pipeline.data.registry import DATASET_GROUPS, WEIGHTS_GROUPS, entry_group, group_folder, load_registry
 from pipeline.fileio import write_json
-from pipeline.metrics.niqe_params import write_niqe_mat
+from pipeline.metrics.niqe_params import NIQE_MAT, write_niqe_mat
 from pipeline.params import for_profile, stage_params
 
 GROUPS = (*DATASET_GROUPS, *WEIGHTS_GROUPS)
 PARAMS = ("profile", "download")
-NIQE_MAT = Path("data/weights/eval/niqe_pris_params.mat")  # from the repo, in both profiles
 MANIFEST = "reports/metrics/downloads/{group}.json"  # what each group verified, for the report's header
 
 
@@ -33,8 +32,10 @@ def provenance(entry: dict) -> dict:
         if checksum is None:
             files.append({"file": "placed by hand", "checksum": "none (checked by the stages that read it)"})
             continue
-        name = spec.get("filename") or (spec["urls"][0] if "urls" in spec else entry["target"]).rsplit("/", 1)[-1]
-        files.append({"file": name, "checksum": f"{checksum['algorithm']} {checksum['value']}",
+        pinned = f"{checksum['algorithm']} {checksum['value']}" if checksum["value"] else ""
+        published = f"sha256 as {checksum['published']} states it" if "published" in checksum else ""
+        files.append({"file": file_name(spec) if "urls" in spec else Path(entry["target"]).name,
+                      "checksum": ", ".join(filter(None, (pinned, published))),
                       "source": checksum.get("source") or checksum.get("note", "")})
     return {"kind": entry["kind"], "target": entry["target"], "files": files}
 
@@ -54,6 +55,11 @@ def main(group: str) -> int:
             raise SystemExit(f"params.yaml: download.groups.{group}.entries names {name!r}, whose target "
                              f"{registry[name]['target']} belongs to group {entry_group(registry[name])!r}")
 
+    try:
+        mirror = mirror_base(cfg["mirror"])
+    except MirrorError as e:
+        raise SystemExit(str(e)) from None
+
     # the stage's output exists even when the profile puts nothing in it (DVC refuses a missing output)
     group_folder(group).mkdir(parents=True, exist_ok=True)
     if group == "eval_weights":
@@ -68,7 +74,6 @@ def main(group: str) -> int:
             images = {name: cfg["images"][name] for name in spec["quick_sets"]}
             print("quick sets:", build_quick_sets(images, quick_root(group)))
 
-    mirror = mirror_base(cfg["mirror"])
     missing, verified = [], {}
     for name in spec["entries"]:
         try:

@@ -21,7 +21,7 @@ import yaml
 
 import paper_standins as standins
 from conftest import ROOT, run
-from pipeline.metrics.pyiqa_metrics import sha256_of
+from pipeline.data.download import file_digests, file_name
 
 SCALE = {
     "synthesize.paper.subimage_size": 64, "synthesize.paper.subimage_step": 64,
@@ -57,6 +57,10 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def sha256(path):
+    return file_digests(path, ["sha256"])["sha256"]
+
+
 def pin_registry(project, mirror_root, manual_files):
     """Pin every file of the paper profile's entries to the sha256 of its stand-in (what a user does after the
     first run prints the pins)."""
@@ -64,12 +68,12 @@ def pin_registry(project, mirror_root, manual_files):
     registry = yaml.safe_load(path.read_text())
     for name, entry in registry.items():
         for spec in entry.get("files", []):
-            local = mirror_root / name / (spec.get("filename") or spec["urls"][0].rsplit("/", 1)[-1])
+            local = mirror_root / name / file_name(spec)
             if local.is_file():
-                spec["checksum"] = {"algorithm": "sha256", "value": sha256_of(local), "source": PIN_NOTE}
+                spec["checksum"] = {"algorithm": "sha256", "value": sha256(local), "source": PIN_NOTE}
                 spec["size"] = local.stat().st_size
         if "checksum" in entry.get("manual", {}) and name in manual_files:
-            entry["manual"]["checksum"] = {"algorithm": "sha256", "value": sha256_of(manual_files[name]),
+            entry["manual"]["checksum"] = {"algorithm": "sha256", "value": sha256(manual_files[name]),
                                            "source": PIN_NOTE}
     path.write_text(yaml.safe_dump(registry, sort_keys=False))
 

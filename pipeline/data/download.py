@@ -209,7 +209,7 @@ def _fetch_manual(name: str, entry: dict, target: Path) -> Path:
 
 def _obtain(name: str, spec: dict, where: str, root: Path, progress: bool, mirror: str | None) -> Path:
     """The verified local copy of one registry file, downloading it if it is not already there."""
-    local = _download_dir(root, name) / _file_name(spec)
+    local = _download_dir(root, name) / file_name(spec)
     expected = _expected(spec)
     if local.exists():  # placed by hand, or kept from an earlier run
         _verify(local, spec, expected, where, delete_on_mismatch=True)
@@ -222,7 +222,7 @@ def _obtain(name: str, spec: dict, where: str, root: Path, progress: bool, mirro
 def _urls(name: str, spec: dict, mirror: str | None) -> list[str]:
     if mirror is None:
         return spec["urls"]
-    return [f"{mirror.rstrip('/')}/{quote(name)}/{quote(_file_name(spec))}"] + spec["urls"]
+    return [f"{mirror.rstrip('/')}/{quote(name)}/{quote(file_name(spec))}"] + spec["urls"]
 
 
 def _download(urls: list[str], dest: Path, size: int | None, progress: bool, name: str,
@@ -315,7 +315,8 @@ def _range_start(response) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _file_name(spec: dict) -> str:
+def file_name(spec: dict) -> str:
+    """The name a registry file is saved and mirrored under: `filename`, else its first URL's last component."""
     return spec.get("filename") or PurePosixPath(urlparse(spec["urls"][0]).path).name
 
 
@@ -422,13 +423,13 @@ def _verify(path: Path, spec: dict, expected: _Expected, where: str, delete_on_m
     if size is not None and actual_size != size:
         _reject(path, where, f"size is {actual_size} bytes, the registry says {size}", delete_on_mismatch)
     if not expected.checks:
-        sha256 = _digests(path, ["sha256"])["sha256"]
+        sha256 = file_digests(path, ["sha256"])["sha256"]
         raise UnpinnedChecksumError(
             f"{where}: there is no checksum to check {path.name} against ({expected.missing}), so it is not "
             f"used unverified.\n  The copy at {path} has sha256 {sha256}.\n  If you trust it, pin it in "
             f"data/registry.yaml under {where}: set checksum to {{algorithm: sha256, value: {sha256}}}, then "
             f"run again (the file is kept, no download needed).")
-    digests = _digests(path, [algorithm for algorithm, _, _ in expected.checks])
+    digests = file_digests(path, [algorithm for algorithm, _, _ in expected.checks])
     for algorithm, value, source in expected.checks:
         actual = digests[_hash_of(algorithm)]
         if not (actual.startswith(value) if algorithm == "sha256-prefix" else actual == value):
@@ -447,7 +448,7 @@ def _hash_of(algorithm: str) -> str:
     return "sha256" if algorithm == "sha256-prefix" else algorithm
 
 
-def _digests(path: Path, algorithms: list[str]) -> dict[str, str]:
+def file_digests(path: Path, algorithms: list[str]) -> dict[str, str]:
     """Hex digests of a file in one read, by hash (sha256, md5, or git-sha1: the id git gives the file)."""
     size = path.stat().st_size
     hashes = {name: hashlib.sha1(b"blob %d\0" % size) if name == "git-sha1" else hashlib.new(name)

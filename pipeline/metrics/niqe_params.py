@@ -15,6 +15,7 @@ import scipy.io
 from pipeline.fileio import atomic_path
 
 HEADER_TEXT_BYTES = 116  # MAT 5 files open with this much descriptive text
+NIQE_MAT = Path("data/weights/eval/niqe_pris_params.mat")  # written by download@eval_weights in both profiles
 
 
 def write_niqe_mat(path: Path) -> Path:

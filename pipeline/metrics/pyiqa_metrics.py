@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import hashlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -21,6 +20,7 @@ import pyiqa
 from pyiqa.archs import clip_model
 
 from pipeline.checkpoint import load_state_dict
+from pipeline.data.download import file_digests
 
 NA = "n/a"
 
@@ -58,14 +58,6 @@ def torch_home(path: str | os.PathLike):
             os.environ["TORCH_HOME"] = old
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weight_files(name: str, home: str | os.PathLike, niqe_params: str | os.PathLike | None = None) -> list[Path]:
     """The local files metric `name` is built from (none for psnr and ssim)."""
     if name == "niqe":
@@ -94,7 +86,7 @@ def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params:
         # pyiqa re-downloads an RN50.pt whose sha256 is not the one in its URL (pyiqa/archs/clip_model.py), which
         # offline fails deep inside: check it here and say why instead.
         expected = PurePosixPath(urlparse(clip_model._MODELS["RN50"]).path).parts[-2]
-        if sha256_of(files[0]) != expected:
+        if file_digests(files[0], ["sha256"])["sha256"] != expected:
             raise MetricUnavailable(f"weights not usable: {files[0]} is not OpenAI's RN50.pt (its sha256 is not "
                                     f"{expected}, which pyiqa checks)")
     if name == "niqe":
