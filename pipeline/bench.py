@@ -44,9 +44,9 @@ from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import write_json
-from pipeline.params import for_profile
+from pipeline.runs import model_config, train_config
 from pipeline.sfd_iqa import SFDIQA
-from pipeline.train_step import PHASES, SWITCHES, GANStep
+from pipeline.train_step import PHASES, SWITCHES, WEIGHTS, GANStep
 
 # SFD-IQA timings: (bf16 autocast, channels_last, torch.compile mode of CLIP's image tower and Feat-D or None) for
 # the scorer and the CLIP tower it is compared with
@@ -168,13 +168,14 @@ def load_config(params_path: Path, small: bool, batch: int | None, compile_: boo
     `fp32_eager`: every speed switch off, the plain fp32 eager step the issue's baseline figures describe.
     `compile_mode`: torch.compile's mode for the steps, instead of params.yaml's."""
     params = yaml.safe_load(Path(params_path).read_text())
-    model = for_profile(params["model"], "quick" if small else "paper")
+    paper = {**params, "profile": "paper"}
+    model = model_config({**params, "profile": "quick" if small else "paper"})
     model = {**model, "clip": {**model["clip"], "weights": "none"}, "vgg19": {"weights": "none"}}
-    gan = for_profile(params["train_gan"], "paper")
-    real = for_profile(params["train_real"], "paper")
+    gan, real = train_config(paper, "train_gan", "rrdbnet"), train_config(paper, "train_real", "rrdbnet")
+    data = {"patch": gan["patch"], "degrade_size": real["degrade_size"]}
     if small:
         gan, real = {**gan, "batch": 2, "patch": 64}, {**real, "batch": 2, "patch": 64}
-        real["degrade_size"] = for_profile(params["train_real"], "quick")["degrade_size"]
+        real["degrade_size"] = params["quick"]["train_real"]["degrade_size"]
     if batch:
         gan, real = {**gan, "batch": batch}, {**real, "batch": batch}
     off = dict.fromkeys(SWITCHES if fp32_eager else () if compile_ else ("compile",), False)
@@ -185,10 +186,9 @@ def load_config(params_path: Path, small: bool, batch: int | None, compile_: boo
     b = real["batch"]
     # the pool must hold whole batches; in small mode one, so that the timed steps soon draw from a full pool
     degradation["pool_size"] = b if small else math.ceil(degradation["pool_size"] / b) * b
-    lambdas = {k: params[k] for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
+    lambdas = {k: params[k] for k in WEIGHTS}
     return {"model": model, "train_gan": gan, "train_real": real, "degradation": degradation, "lambdas": lambdas,
-            "data": {"patch": for_profile(params["train_gan"], "paper")["patch"],
-                     "degrade_size": for_profile(params["train_real"], "paper")["degrade_size"]}}
+            "data": data}
 
 
 def build_step(kind: str, config: dict, device: torch.device) -> GANStep:

@@ -40,6 +40,7 @@ from pipeline.metrics.pyiqa_metrics import (
     weight_files,
 )
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
+from pipeline.run_table import TABLES
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import read_generator, upscale_image
 from pipeline.tensor_image import to_tensor, to_uint8
@@ -49,7 +50,6 @@ SR_SET_ROOTS, IQA_SETS, MODELS = (OUT_ROOTS["sr"], OUT_ROOTS["real_pairs"]), OUT
 RESULTS, METRICS = Path("data/results"), Path("reports/metrics")
 TORCH_HOME, NIQE_PARAMS = Path("data/weights/eval/torch"), NIQE_MAT
 
-TABLES = ("table1", "table2")
 BICUBIC = "bicubic"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # model names become folder names
 SR_COLUMNS = ("image", *SR_METRICS)
@@ -107,10 +107,11 @@ class SRModel(NamedTuple):
     external: bool = False
 
 
-def sr_models(cfg: dict, models_dir: Path = MODELS) -> list[SRModel]:
-    """The models each table evaluates: `bicubic`, ours (models/<name>), then the external checkpoints."""
+def sr_models(cfg: dict, tables: dict[str, list[str]], models_dir: Path = MODELS) -> list[SRModel]:
+    """The models each table evaluates: `bicubic`, our runs `tables[table]` (models/<run>), then the external
+    checkpoints."""
     models = [SRModel(name, None if name == BICUBIC else models_dir / name / "generator.safetensors", table)
-              for table in TABLES for name in cfg[table]["models"]]
+              for table in TABLES for name in (BICUBIC, *tables[table])]
     models += [SRModel(e["name"], Path(e["weights"]), e["table"], external=True) for e in cfg["external"]]
     seen = set()
     for m in models:
@@ -164,10 +165,11 @@ def set_means(rows: list[dict], na: dict) -> dict[str, float | str]:
     return means
 
 
-def evaluate_sr(cfg: dict, profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET_ROOTS, models_dir: Path = MODELS,
+def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET_ROOTS, models_dir: Path = MODELS,
                 results_dir: Path = RESULTS, metrics_dir: Path = METRICS, torch_home: Path = TORCH_HOME,
                 niqe_params: Path = NIQE_PARAMS, device: torch.device | None = None) -> dict:
-    """Run eval_sr with the `eval_sr` params of one profile; writes the outputs and returns sr.json's content."""
+    """Run eval_sr with the `eval_sr` params of one profile (and the task's `scale`) on the runs of each table
+    (run_table.run_tables); writes the outputs and returns sr.json's content."""
     device = device or default_device()
     scale = cfg["scale"]
     table_of = {}
@@ -176,7 +178,7 @@ def evaluate_sr(cfg: dict, profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET
             if set_name in table_of:
                 raise ValueError(f"eval_sr: set {set_name} is listed in both tables")
             table_of[set_name] = table
-    models = sr_models(cfg, models_dir)
+    models = sr_models(cfg, tables, models_dir)
     metrics = SRMetrics(scale, torch_home, niqe_params, device)
     summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
                "table": table_of, "notes": SR_NOTES}

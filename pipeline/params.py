@@ -1,24 +1,27 @@
 """Reading and checking the params a DVC stage declares.
 
-A stage sees only the keys it declares under `params:` in dvc.yaml (read through `dvc.api.params_show`), so a
-key it forgets to declare fails loudly instead of silently escaping `dvc exp run -S`. Values are checked before
-any work is done, and a bad one stops the stage with a message naming the key.
+params.yaml holds the keys of both profiles at its top level and each profile's own sections under `quick:` and
+`paper:`, with no key in both places: `profile_section(params, "train_gan")` is `params[<profile>]["train_gan"]`.
+A stage sees only the keys it declares under `params:` in dvc.yaml (read through `dvc.api.params_show`), so a key
+it forgets to declare fails loudly instead of silently escaping `dvc exp run -S`. Values are checked before any
+work is done, and a bad one stops the stage with a message naming the key.
 """
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 PROFILES = ("quick", "paper")
-LOSS_WEIGHTS = ("lambda1", "lambda2", "lambda3", "lambda4", "alpha1", "alpha2")
+LOSS_WEIGHTS = ("lambda1", "lambda2", "lambda3", "lambda4", "image_gan_weight", "alpha1", "alpha2")
+SCALE = 4  # the paper's task
 
 
 class ParamError(ValueError):
     """A missing or invalid value in params.yaml."""
 
 
-def stage_params(stage: str, keys: Iterable[str]) -> dict:
-    """The params `stage` declares in dvc.yaml, checked to contain `keys` (dotted) and validated.
+def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
+    """The params `stage` declares in dvc.yaml, checked to contain the dotted keys `reads(params)` and validated.
 
     A bad or missing value exits at once with a one-line message naming the key.
     """
@@ -26,9 +29,9 @@ def stage_params(stage: str, keys: Iterable[str]) -> dict:
 
     params = dvc.api.params_show(stages=[stage])
     try:
-        for key in keys:
-            lookup(params, key, stage)
         validate(params)
+        for key in reads(params):
+            lookup(params, key, stage)
     except ParamError as e:
         raise SystemExit(f"params.yaml: {e}") from None
     return params
@@ -43,12 +46,9 @@ def lookup(params: dict, key: str, where: str = "params.yaml"):
     return node
 
 
-def for_profile(section: dict, profile: str) -> dict:
-    """A stage section with its `quick:`/`paper:` block for `profile` merged over the shared keys."""
-    if profile not in section:
-        raise ParamError(f"section has no `{profile}:` block")
-    shared = {k: v for k, v in section.items() if k not in PROFILES}
-    return {**shared, **section[profile]}
+def profile_section(params: dict, section: str):
+    """A section of the active profile: `params[<profile>][section]`."""
+    return lookup(params, f"{params['profile']}.{section}")
 
 
 def validate(params: dict) -> None:
@@ -57,19 +57,10 @@ def validate(params: dict) -> None:
         raise ParamError(f"`profile` must be one of {PROFILES}, got {params['profile']!r}")
     if "seed" in params and not (isinstance(params["seed"], int) and params["seed"] >= 0):
         raise ParamError(f"`seed` must be a non-negative integer, got {params['seed']!r}")
+    if "scale" in params and params["scale"] != SCALE:
+        raise ParamError(f"`scale` must be {SCALE} (the paper's x4 task), got {params['scale']!r}")
     for key in LOSS_WEIGHTS:
         if key in params:
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
                 raise ParamError(f"`{key}` must be a non-negative number, got {value!r}")
-    for name, section in params.items():
-        if isinstance(section, dict):
-            _check_scale(section, name)
-
-
-def _check_scale(section: dict, where: str) -> None:
-    if "scale" in section and section["scale"] != 4:
-        raise ParamError(f"`{where}.scale` must be 4 (the paper's x4 task), got {section['scale']!r}")
-    for profile in PROFILES:
-        if isinstance(section.get(profile), dict):
-            _check_scale(section[profile], f"{where}.{profile}")

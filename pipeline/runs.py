@@ -1,8 +1,10 @@
 """The training stages' work: build the networks a profile asks for, train them, export the final weights.
 
-Two generator backbones, as in Table 1: `rrdbnet` (ESRGAN's RRDBNet, the paper's main model) and `swinir`
-(SwinIR). `model.<profile>.<backbone>` sizes each; a training section's `<backbone>:` block overrides its keys
-for that backbone (for_backbone). The PSNR model of a backbone is `models/psnr` (RRDBNet) or `models/swinir_psnr`.
+Every trained model is one entry of params.yaml's run table `runs.<stage>.<run>` (run_entry): its generator
+backbone (`rrdbnet`, ESRGAN's RRDBNet, the paper's main model, or `swinir`, Table 1's SwinIR), sized by
+`<profile>.model.<backbone>` and trained on `<profile>.<stage>.<backbone>` (train_config); the run it starts from
+(`init`), its Fig. 8 variant and the loss weights its generator reads (run_lambdas). `reads` lists the dotted keys
+each run reads, which dvc.yaml declares.
 
 Outputs: `models/<run>/generator.safetensors` (plain state dict, loadable by `python -m pipeline.sr`), for runs
 with Feat-D and LPP `models/<run>/sfd_iqa.safetensors` (loadable by `python -m pipeline.iqa`), for the esrgan
@@ -11,6 +13,7 @@ checkpoints in `checkpoints/<run>/last.pt`; dvclive logs in `dvclive/<run>/`.
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,24 +26,69 @@ from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import list_images, read_image, write_json
+from pipeline.params import ParamError, lookup, profile_section
+from pipeline.run_table import run_entry
 from pipeline.tensor_image import to_tensor
 from pipeline.sfd_iqa import save_sfd_iqa
 from pipeline.sr import build_generator
-from pipeline.train_step import GANStep, PSNRStep, unwrap
-from pipeline.trainer import default_device, distributed, train
+from pipeline.train_step import ADVERSARIAL_WEIGHTS, GANStep, PSNRStep, unwrap
+from pipeline.trainer import default_device, distributed, relaunch_under_torchrun, train
 
 MODELS, CHECKPOINTS, LIVE, SETS = Path("models"), Path("checkpoints"), Path("dvclive"), Path("data/sets")
 
 
 BACKBONES = {"rrdbnet": RRDBNet, "swinir": SwinIR}
-PSNR_RUNS = {"rrdbnet": "psnr", "swinir": "swinir_psnr"}  # the run (models/<run>) holding each backbone's PSNR model
+PER_BACKBONE = ("pretrain_psnr", "train_gan")  # stages whose profile section has one schedule per backbone
+GAN_NETS = ("clip", "vgg19", "featd", "lpp", "image_d")  # the model sections a GAN run builds besides its generator
 
 
-def for_backbone(cfg: dict, backbone: str) -> dict:
-    """A training section for `backbone`: its `<backbone>:` block of overrides merged over the other keys."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}, expected one of {tuple(BACKBONES)}")
-    return {**{k: v for k, v in cfg.items() if k not in BACKBONES}, **cfg.get(backbone, {})}
+def reads(params: dict, stage: str, run: str) -> tuple[str, ...]:
+    """The dotted keys a training run reads (dvc.yaml declares the same for `<stage>@<run>`)."""
+    entry, profile = run_entry(params, stage, run), params["profile"]
+    backbone, section = entry["backbone"], f"{profile}.{stage}"
+    keys = ["profile", "seed", "scale", "speed", "optim", f"runs.{stage}.{run}.backbone", f"{profile}.model.{backbone}"]
+    if stage == "pretrain_psnr":
+        return (*keys, f"{section}.{backbone}")
+    keys += [*(f"runs.{stage}.{run}.{k}" for k in ("init", "variant", "weights")), "prompt_logit_scale",
+             *(f"{profile}.model.{net}" for net in GAN_NETS), *dict.fromkeys(entry["weights"].values())]
+    return (*keys, f"{section}.{backbone}") if stage in PER_BACKBONE else (*keys, section, "degradation")
+
+
+def model_config(params: dict) -> dict:
+    """The networks' sizes and weights the run reads, with the task's scale and Eq. 3-4's logit scale."""
+    extra = {k: params[k] for k in ("prompt_logit_scale",) if k in params}
+    return {**profile_section(params, "model"), "scale": params["scale"], **extra}
+
+
+def train_config(params: dict, stage: str, backbone: str) -> dict:
+    """The trainer's and step's settings: the run's schedule (`<profile>.<stage>[.<backbone>]`), the speed
+    switches and Adam's settings."""
+    schedule = profile_section(params, stage)
+    return {**params["speed"], **params["optim"], **(schedule[backbone] if stage in PER_BACKBONE else schedule)}
+
+
+def run_lambdas(params: dict, stage: str, run: str) -> dict[str, float]:
+    """The weights of the run's Eq. 7 terms, keyed by the term's own param name (lambda1 L1, lambda2 perceptual,
+    then the variant's adversarial terms: lambda3 Feat-D, lambda4 TG-D, image_gan_weight the image
+    discriminator), each read from the param its entry names in slots w1, w2, w3 and w4 (a variant with one
+    adversarial term names it in both w3 and w4)."""
+    entry, where = run_entry(params, stage, run), f"runs.{stage}.{run}"
+    slots, variant = lookup(params, f"{where}.weights"), entry.get("variant")
+    if variant not in ADVERSARIAL_WEIGHTS:
+        raise ParamError(f"`{where}.variant` must be one of {tuple(ADVERSARIAL_WEIGHTS)}, got {variant!r}")
+    terms = ADVERSARIAL_WEIGHTS[variant]
+    if sorted(slots) != ["w1", "w2", "w3", "w4"] or (len(terms) == 1 and slots["w3"] != slots["w4"]):
+        raise ParamError(f"`{where}.weights` must name w1 (L1), w2 (perceptual), w3 and w4 (the adversarial terms; "
+                         f"variant {variant} has {len(terms)}, so w4 {'repeats w3' if len(terms) == 1 else 'is TG-D'})"
+                         f", got {slots}")
+    named = dict(zip(("lambda1", "lambda2", *terms), (slots["w1"], slots["w2"], slots["w3"], slots["w4"])))
+    lambdas = {}
+    for term, name in named.items():
+        value = lookup(params, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+            raise ParamError(f"`{name}` (read by `{where}.weights`) must be a non-negative number, got {value!r}")
+        lambdas[term] = value
+    return lambdas
 
 
 def new_generator(backbone: str, cfg: dict) -> torch.nn.Module:
@@ -50,15 +98,12 @@ def new_generator(backbone: str, cfg: dict) -> torch.nn.Module:
 
 def load_generator(path: Path, backbone: str, cfg: dict) -> torch.nn.Module:
     """A generator checkpoint (any supported layout) that must be `backbone` with the profile's sizes."""
-    try:
-        net = build_generator(path)
-    except CheckpointError as e:
-        raise SystemExit(str(e)) from None
+    net = build_generator(path)
     expected = new_generator(backbone, cfg).state_dict()
     got = net.state_dict()
     if not isinstance(net, BACKBONES[backbone]) or {k: v.shape for k, v in got.items()} != {
             k: v.shape for k, v in expected.items()}:
-        raise SystemExit(f"{path} is not a {BACKBONES[backbone].__name__} of the profile's sizes {cfg}")
+        raise CheckpointError(f"{path} is not a {BACKBONES[backbone].__name__} of the profile's sizes {cfg}")
     return net
 
 
@@ -98,9 +143,8 @@ def loop_cfg(cfg: dict, seed: int, **identity) -> dict:
             "config": {"cfg": trained_with, "seed": seed, **identity}}
 
 
-def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet") -> Path:
-    """Stage 1: train the backbone with L1, or verify and convert `init_from`. `cfg` is for_backbone's."""
-    name = PSNR_RUNS[backbone]
+def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str = "rrdbnet") -> Path:
+    """Stage 1: train the backbone with L1, or verify and convert `init_from`. `cfg` is train_config's."""
     out = MODELS / name / "generator.safetensors"
     if cfg["init_from"]:
         net = load_generator(Path(cfg["init_from"]), backbone, model_cfg[backbone])
@@ -124,14 +168,14 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, backbone: str = "rrdbnet
     return out
 
 
-def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, name: str,
+def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, name: str, init: str,
             degradation_cfg: dict | None = None, backbone: str = "rrdbnet") -> Path:
-    """Stage 2: GAN training of a variant from the backbone's PSNR model; with `degradation_cfg`, the real-world
-    model. `cfg` is for_backbone's."""
+    """Stage 2: GAN training of a variant from the generator of run `init`; with `degradation_cfg`, the
+    real-world model. `cfg` is train_config's."""
     rank, _ = distributed()
     device = default_device()
     torch.manual_seed(seed)
-    generator = load_generator(MODELS / PSNR_RUNS[backbone] / "generator.safetensors", backbone, model_cfg[backbone])
+    generator = load_generator(MODELS / init / "generator.safetensors", backbone, model_cfg[backbone])
     if degradation_cfg is None:
         degradation = pool = None
         data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
@@ -159,3 +203,17 @@ def export(step: GANStep, out: Path, model_cfg: dict) -> None:
                      model_cfg["prompt_logit_scale"])
     write_json(out / "weights.json", {"clip": step.encoder.weights_description if step.encoder else "not used",
                                       "vgg19": model_cfg["vgg19"]["weights"], "variant": step.variant})
+
+
+def train_run(params: dict, stage: str, run: str) -> Path:
+    """Train (or, for a PSNR run with `init_from`, convert) the run `runs.<stage>.<run>`; returns models/<run>."""
+    entry = run_entry(params, stage, run)
+    backbone, model_cfg = entry["backbone"], model_config(params)
+    cfg = train_config(params, stage, backbone)
+    if stage == "pretrain_psnr":
+        relaunch_under_torchrun(cfg["gpus"])
+        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone).parent
+    lambdas = run_lambdas(params, stage, run)
+    relaunch_under_torchrun(cfg["gpus"])
+    return run_gan(entry["variant"], cfg, model_cfg, lambdas, params["seed"], run, entry["init"],
+                   params["degradation"] if stage == "train_real" else None, backbone)

@@ -44,9 +44,11 @@ from pipeline.losses import (
 )
 
 # The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
-ADVERSARIAL_WEIGHTS = {"esrgan": (), "featd": ("lambda3",), "tgd": ("lambda4",), "sfd": ("lambda3", "lambda4")}
+ADVERSARIAL_WEIGHTS = {"esrgan": ("image_gan_weight",), "featd": ("lambda3",), "tgd": ("lambda4",),
+                       "sfd": ("lambda3", "lambda4")}
 VARIANTS = tuple(ADVERSARIAL_WEIGHTS)
-TRAINED_BY = {"lambda3": "Feat-D", "lambda4": "TG-D"}
+TRAINED_BY = {"lambda3": "Feat-D", "lambda4": "TG-D", "image_gan_weight": "the image discriminator"}
+WEIGHTS = ("lambda1", "lambda2", "lambda3", "lambda4", "image_gan_weight")
 
 
 def variant_lambdas(variant: str, lambdas: dict) -> dict:
@@ -56,10 +58,10 @@ def variant_lambdas(variant: str, lambdas: dict) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}, expected one of {VARIANTS}")
     for key in ADVERSARIAL_WEIGHTS[variant]:
-        if not lambdas[key] > 0:
-            raise ValueError(f"variant {variant} trains {TRAINED_BY[key]}: {key} must be > 0, not {lambdas[key]}")
+        if not lambdas.get(key, 0) > 0:
+            raise ValueError(f"variant {variant} trains {TRAINED_BY[key]}: {key} must be > 0, not {lambdas.get(key)}")
     uses = ("lambda1", "lambda2", *ADVERSARIAL_WEIGHTS[variant])
-    return {k: lambdas[k] if k in uses else 0.0 for k in ("lambda1", "lambda2", "lambda3", "lambda4")}
+    return {k: lambdas[k] if k in uses else 0.0 for k in WEIGHTS}
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -280,7 +282,7 @@ class GANStep(Step):
                 with torch.no_grad():
                     real = unwrap(self.image_d)(hr)
                 parts["g_img"] = loss_g_ragan(real, unwrap(self.image_d)(sr))
-                total = total + self.cfg["image_gan_weight"] * parts["g_img"]
+                total = total + self.lambdas["image_gan_weight"] * parts["g_img"]
         skip = nonfinite(total)
         self.optims["g"].zero_grad(set_to_none=True)
         with record_function("g_backward"):

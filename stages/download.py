@@ -16,10 +16,13 @@ from pipeline.data.quick import build_quick_sets, quick_root
 from pipeline.data.registry import DATASET_GROUPS, WEIGHTS_GROUPS, entry_group, group_folder, load_registry
 from pipeline.fileio import write_json
 from pipeline.metrics.niqe_params import NIQE_MAT, write_niqe_mat
-from pipeline.params import for_profile, stage_params
+from pipeline.params import profile_section, stage_params
 
 GROUPS = (*DATASET_GROUPS, *WEIGHTS_GROUPS)
-PARAMS = ("profile", "download")
+
+
+def reads(params: dict, group: str) -> tuple[str, ...]:
+    return "profile", "download_mirror", f"{params['profile']}.download"
 MANIFEST = "reports/metrics/downloads/{group}.json"  # what each group verified, for the report's header
 
 
@@ -43,20 +46,20 @@ def provenance(entry: dict) -> dict:
 def main(group: str) -> int:
     if group not in GROUPS:
         raise SystemExit(f"unknown data group {group!r}; expected one of {GROUPS}")
-    params = stage_params(f"download@{group}", PARAMS)
-    cfg = for_profile(params["download"], params["profile"])
+    params = stage_params(f"download@{group}", lambda p: reads(p, group))
+    cfg, key = profile_section(params, "download"), f"{params['profile']}.download"
     spec = cfg["groups"][group]
     registry = load_registry()
     for name in spec["entries"]:
         if name not in registry:
-            raise SystemExit(f"params.yaml: download.groups.{group}.entries names {name!r}, which data/registry.yaml "
+            raise SystemExit(f"params.yaml: {key}.groups.{group}.entries names {name!r}, which data/registry.yaml "
                              f"does not have")
         if entry_group(registry[name]) != group:
-            raise SystemExit(f"params.yaml: download.groups.{group}.entries names {name!r}, whose target "
+            raise SystemExit(f"params.yaml: {key}.groups.{group}.entries names {name!r}, whose target "
                              f"{registry[name]['target']} belongs to group {entry_group(registry[name])!r}")
 
     try:
-        mirror = mirror_base(cfg["mirror"])
+        mirror = mirror_base(params["download_mirror"])
     except MirrorError as e:
         raise SystemExit(str(e)) from None
 
@@ -69,8 +72,8 @@ def main(group: str) -> int:
         if spec["quick_sets"]:
             unknown = [name for name in spec["quick_sets"] if name not in cfg["images"]]
             if unknown:
-                raise SystemExit(f"params.yaml: download.groups.{group}.quick_sets names {unknown}, which "
-                                 f"download.images does not list")
+                raise SystemExit(f"params.yaml: {key}.groups.{group}.quick_sets names {unknown}, which "
+                                 f"{key}.images does not list")
             images = {name: cfg["images"][name] for name in spec["quick_sets"]}
             print("quick sets:", build_quick_sets(images, quick_root(group)))
 

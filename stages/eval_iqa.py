@@ -7,14 +7,16 @@ import sys
 os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 
 from pipeline.evaluate import evaluate_iqa
-from pipeline.params import for_profile, stage_params
+from pipeline.params import profile_section, stage_params
 
-PARAMS = ("profile", "alpha1", "alpha2", "eval_iqa")
+
+def reads(params: dict) -> tuple[str, ...]:
+    return "profile", "alpha1", "alpha2", f"{params['profile']}.eval_iqa"
 
 
 def main() -> int:
-    params = stage_params("eval_iqa", PARAMS)
-    summary = evaluate_iqa(for_profile(params["eval_iqa"], params["profile"]), params["profile"],
+    params = stage_params("eval_iqa", reads)
+    summary = evaluate_iqa(profile_section(params, "eval_iqa"), params["profile"],
                            params["alpha1"], params["alpha2"])
     for set_name, by_method in summary["results"].items():
         for method, values in by_method.items():

@@ -8,15 +8,19 @@ os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 
 from pipeline.checkpoint import CheckpointError
 from pipeline.evaluate import evaluate_sr
-from pipeline.params import for_profile, stage_params
+from pipeline.run_table import run_tables
+from pipeline.params import profile_section, stage_params
 
-PARAMS = ("profile", "eval_sr")
+
+def reads(params: dict) -> tuple[str, ...]:
+    return "profile", "scale", "runs", f"{params['profile']}.eval_sr"
 
 
 def main() -> int:
-    params = stage_params("eval_sr", PARAMS)
+    params = stage_params("eval_sr", reads)
+    cfg = {**profile_section(params, "eval_sr"), "scale": params["scale"]}
     try:
-        summary = evaluate_sr(for_profile(params["eval_sr"], params["profile"]), params["profile"])
+        summary = evaluate_sr(cfg, run_tables(params["runs"]), params["profile"])
     except CheckpointError as e:
         raise SystemExit(f"eval_sr: {e}") from None
     for set_name, by_model in summary["results"].items():

@@ -1,28 +1,10 @@
-"""Stage `pretrain_psnr@<backbone>`: the fidelity-oriented generator (L1), RRDBNet or SwinIR, or a public PSNR
-checkpoint verified and converted."""
+"""Stage `pretrain_psnr@<run>`: a fidelity-oriented generator (L1), RRDBNet or SwinIR, or a public PSNR
+checkpoint verified and converted; the runs are `runs.pretrain_psnr` in params.yaml."""
 import sys
 
-from pipeline.checkpoint import CheckpointError
-from pipeline.params import for_profile, stage_params
-from pipeline.runs import BACKBONES, for_backbone, run_pretrain
-from pipeline.trainer import relaunch_under_torchrun
+from stages.training import main, reads_for
 
-PARAMS = ("profile", "seed", "model", "pretrain_psnr")
-
-
-def main(backbone: str) -> int:
-    if backbone not in BACKBONES:
-        raise SystemExit(f"unknown backbone {backbone!r}; expected one of {tuple(BACKBONES)}")
-    params = stage_params(f"pretrain_psnr@{backbone}", PARAMS)
-    profile = params["profile"]
-    cfg = for_backbone(for_profile(params["pretrain_psnr"], profile), backbone)
-    relaunch_under_torchrun(cfg["gpus"])
-    try:
-        print("wrote", run_pretrain(cfg, for_profile(params["model"], profile), params["seed"], backbone))
-    except CheckpointError as e:  # a corrupted or unreadable checkpoint or weights file, named in the message
-        raise SystemExit(f"pretrain_psnr@{backbone}: {e}") from None
-    return 0
-
+reads = reads_for("pretrain_psnr")
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main("pretrain_psnr", sys.argv[1]))

@@ -6,18 +6,22 @@ import sys
 from pipeline.data.quick import quick_root
 from pipeline.data.registry import load_registry
 from pipeline.data.synthesize import OUT_ROOTS, synthesize
-from pipeline.params import for_profile, stage_params
+from pipeline.params import profile_section, stage_params
 
-# The params each group reads: real pairs are copied and cropped, with no seed or degradation.
-PARAMS = {"sr": ("profile", "seed", "synthesize", "degradation"), "real_pairs": ("profile", "synthesize"),
-          "iqa": ("profile", "seed", "synthesize", "degradation")}
+GROUPS = ("sr", "real_pairs", "iqa")
+
+
+def reads(params: dict, group: str) -> tuple[str, ...]:
+    """The keys a group reads: real pairs are copied and cropped, with no seed or degradation."""
+    own = ("profile", "scale", f"{params['profile']}.synthesize")
+    return own if group == "real_pairs" else (*own, "seed", "degradation")
 
 
 def main(group: str) -> int:
-    if group not in PARAMS:
-        raise SystemExit(f"unknown data group {group!r}; expected one of {tuple(PARAMS)}")
-    params = stage_params(f"synthesize@{group}", PARAMS[group])
-    cfg = for_profile(params["synthesize"], params["profile"])
+    if group not in GROUPS:
+        raise SystemExit(f"unknown data group {group!r}; expected one of {GROUPS}")
+    params = stage_params(f"synthesize@{group}", lambda p: reads(p, group))
+    cfg = {**profile_section(params, "synthesize"), "scale": params["scale"]}
     OUT_ROOTS[group].mkdir(parents=True, exist_ok=True)  # exists even when the profile has no set of this group
     try:
         counts = synthesize(group, cfg, params.get("seed"), params.get("degradation"), load_registry(),

@@ -1,17 +1,19 @@
 """Stage `tsne`: Fig. 9, t-SNE of the esrgan run's image discriminator vs the sfd run's Feat-D features."""
 import sys
 
-from pipeline.params import for_profile, stage_params
+from pipeline.params import profile_section, stage_params
 from pipeline.tsne import run_tsne
 
-PARAMS = ("profile", "seed", "tsne")
 FIGURE, METRICS = "reports/figures/tsne.png", "reports/metrics/tsne.json"
 
 
+def reads(params: dict) -> tuple[str, ...]:
+    return "profile", "seed", f"{params['profile']}.tsne"
+
+
 def main() -> int:
-    params = stage_params("tsne", PARAMS)
-    profile = params["profile"]
-    result = run_tsne(for_profile(params["tsne"], profile), params["seed"], profile, FIGURE, METRICS)
+    params = stage_params("tsne", reads)
+    result = run_tsne(profile_section(params, "tsne"), params["seed"], params["profile"], FIGURE, METRICS)
     print(f"wrote {FIGURE} and {METRICS}: silhouette {result['silhouette']}")
     return 0
 

@@ -2,7 +2,7 @@
 
 Images are tiny and random, weights are random, but archive names, folder names, file names, CSV columns, .mat
 variables and state-dict keys are upstream's (each source is named where it is built). `build_mirror` writes the
-downloadable files as `<root>/<entry>/<file name>`, the layout of the `download.mirror` param; `place_by_hand`
+downloadable files as `<root>/<entry>/<file name>`, the layout of the `download_mirror` param; `place_by_hand`
 puts the manual entries where a user would.
 """
 from __future__ import annotations

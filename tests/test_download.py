@@ -551,7 +551,7 @@ def test_mirror_setting_param_before_environment(monkeypatch):
     assert mirror_base(None) == "http://env.example/sfd"
     assert mirror_base("https://param.example") == "https://param.example"
     assert mirror_base("") is None  # the param switches the environment's mirror off
-    with pytest.raises(MirrorError, match="download.mirror"):
+    with pytest.raises(MirrorError, match="download_mirror"):
         mirror_base("ftp://param.example")
     monkeypatch.setenv(download.MIRROR_ENV, "mirror.example")
     with pytest.raises(MirrorError, match=download.MIRROR_ENV):

@@ -41,7 +41,7 @@ def test_repro_synthesize_writes_layout(project_copy):
 
 def test_a_bad_mirror_stops_the_download_stage_with_one_line_before_work(project_copy, tmp_path):
     params = yaml.safe_load((project_copy / "params.yaml").read_text())
-    params["download"]["mirror"] = "ftp://mirror.example.org/sfd"
+    params["download_mirror"] = "ftp://mirror.example.org/sfd"
     bad = tmp_path / "bad"
     run(["cp", "-r", str(project_copy), str(bad)], tmp_path)
     (bad / "params.yaml").write_text(yaml.safe_dump(params))
@@ -49,5 +49,5 @@ def test_a_bad_mirror_stops_the_download_stage_with_one_line_before_work(project
     result = run(["python", "-m", "stages.download", "sr"], bad, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "download.mirror must be an http(s) base URL" in result.stderr
+    assert "download_mirror must be an http(s) base URL" in result.stderr
     assert not (bad / "data" / "raw").exists()

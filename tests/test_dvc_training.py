@@ -12,11 +12,10 @@ SHORT = {"iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 2}
 
 
 def shorten(params: dict) -> dict:
-    """Every training run of the quick profile (the SwinIR blocks included) cut to 4 iterations."""
-    for stage in ("pretrain_psnr", "train_gan", "train_real"):
-        quick = params[stage]["quick"]
-        for block in (quick, quick.get("swinir", {})):
-            block.update(SHORT, milestones=[3])
+    """Every training run of the quick profile (both backbones' schedules) cut to 4 iterations."""
+    quick = params["quick"]
+    for block in (*quick["pretrain_psnr"].values(), *quick["train_gan"].values(), quick["train_real"]):
+        block.update(SHORT, milestones=[3])
     return params
 
 
@@ -24,7 +23,7 @@ def test_training_stages_depend_on_the_modules_that_load_and_write_their_models(
     """build_generator (pipeline/sr.py) loads the PSNR models, save_sfd_iqa (pipeline/sfd_iqa.py) writes SFD-IQA."""
     stages = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]
     assert "pipeline/sr.py" in stages["pretrain_psnr"]["do"]["deps"]
-    for deps in (stages["train_gan"]["do"]["deps"], stages["train_real"]["deps"]):
+    for deps in (stages["train_gan"]["do"]["deps"], stages["train_real"]["do"]["deps"]):
         assert {"pipeline/sr.py", "pipeline/sfd_iqa.py"} <= set(deps)
 
 
@@ -41,11 +40,17 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     assert {"g_l1", "d_fea", "d_tg", "lpp_hr", "lpp_sr"} <= set(metrics["train"]) and "psnr_y" in metrics["val"]
 
     assert run(["dvc", "status", "-q"], project_copy, check=False).returncode == 0, "a second repro would do work"
+    # a paper-only key is no quick stage's param: changing it leaves the quick DAG up to date
+    paper_edit = yaml.safe_load(path.read_text())
+    paper_edit["paper"]["train_gan"]["rrdbnet"]["iters"] += 1
+    paper_edit["paper"]["model"]["featd"]["widths"] = [8, 8, 8, 8]
+    path.write_text(yaml.safe_dump(paper_edit, sort_keys=False))
+    assert run(["dvc", "status", "-q"], project_copy, check=False).returncode == 0, "a paper key re-runs quick work"
 
     run(["git", "add", "-A"], project_copy)
     run(["git", "commit", "-qm", "quick run"], project_copy)
     out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real"} <= ran
-    assert not ran & {"download@sr", "synthesize@sr", "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan",
+    assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real@real"} <= ran
+    assert not ran & {"download@sr", "synthesize@sr", "pretrain_psnr@psnr", "pretrain_psnr@swinir_psnr", "train_gan@esrgan",
                       "train_gan@featd", "train_gan@swinir_esrgan"}, ran

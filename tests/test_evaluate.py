@@ -62,6 +62,9 @@ def tiny_generator(seed):
     return net
 
 
+TABLES = {"table1": ["psnr"], "table2": ["real"]}  # our runs per table, as run_table.run_tables gives them
+
+
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_sr")
@@ -77,11 +80,11 @@ def sr_run(tmp_path_factory):
     # a public checkpoint in the old ESRGAN key names, wrapped as BasicSR does
     torch.save({"params_ema": basicsr_to_esrgan(tiny_generator(3).state_dict())}, root / "public.pth")
     cfg = {"scale": 4, "tile": 0, "tile_overlap": 32,
-           "table1": {"sets": ["cls"], "models": ["bicubic", "psnr"]},
-           "table2": {"sets": ["rw"], "models": ["bicubic", "real"]},
+           "table1": {"sets": ["cls"]},
+           "table2": {"sets": ["rw"]},
            "external": [{"name": "ESRGAN-public", "weights": str(root / "public.pth"), "table": "table1"}]}
     (root / "torch").mkdir()
-    summary = evaluate_sr(cfg, "quick", sets_dirs=(root / "sets",), models_dir=root / "models",
+    summary = evaluate_sr(cfg, TABLES, "quick", sets_dirs=(root / "sets",), models_dir=root / "models",
                           results_dir=root / "results", metrics_dir=root / "metrics", torch_home=root / "torch",
                           niqe_params=write_niqe_mat(root / "niqe.mat"), device=CPU)
     return root, cfg, summary
@@ -140,14 +143,14 @@ def test_sr_json_format(sr_run):
     assert data["weights"]["ESRGAN-public"].startswith("public checkpoint")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"external": [{"name": "ESRGAN (public)", "weights": "x.pth", "table": "table1"}]}, "must match"),
-    ({"external": [{"name": "x", "weights": "x.pth", "table": "table3"}]}, "expected one of"),
-    ({"table2": {"sets": [], "models": ["psnr", "psnr"]}}, "listed twice"),
+@pytest.mark.parametrize("change, tables, message", [
+    ({"external": [{"name": "ESRGAN (public)", "weights": "x.pth", "table": "table1"}]}, {}, "must match"),
+    ({"external": [{"name": "x", "weights": "x.pth", "table": "table3"}]}, {}, "expected one of"),
+    ({}, {"table2": ["psnr", "psnr"]}, "listed twice"),
 ])
-def test_bad_model_lists_are_refused(sr_run, change, message):
+def test_bad_model_lists_are_refused(sr_run, change, tables, message):
     with pytest.raises(ValueError, match=message):
-        sr_models({**sr_run[1], **change})
+        sr_models({**sr_run[1], **change}, {**TABLES, **tables})
 
 
 @pytest.mark.parametrize("state, message", [
@@ -161,16 +164,17 @@ def test_unusable_checkpoints_are_refused_before_any_model_runs(sr_run, tmp_path
     cfg = {**cfg, "external": [*cfg["external"], {"name": "bad", "weights": str(tmp_path / "bad.pth"),
                                                   "table": "table1"}]}
     with pytest.raises(CheckpointError, match=f"bad.pth.*{message}"):
-        evaluate_sr(cfg, "quick", sets_dirs=(root / "sets",), models_dir=root / "models", results_dir=tmp_path / "out",
+        evaluate_sr(cfg, TABLES, "quick", sets_dirs=(root / "sets",), models_dir=root / "models",
+                    results_dir=tmp_path / "out",
                     metrics_dir=tmp_path / "metrics", torch_home=root / "torch", niqe_params=root / "niqe.mat",
                     device=CPU)
     assert not (tmp_path / "out").exists()
 
 
 def test_a_set_in_both_tables_is_refused(sr_run, tmp_path):
-    cfg = {**sr_run[1], "table2": {"sets": ["cls"], "models": ["bicubic"]}}
+    cfg = {**sr_run[1], "table2": {"sets": ["cls"]}}
     with pytest.raises(ValueError, match="both tables"):
-        evaluate_sr(cfg, "quick", sets_dirs=(tmp_path,), models_dir=tmp_path, device=CPU)
+        evaluate_sr(cfg, TABLES, "quick", sets_dirs=(tmp_path,), models_dir=tmp_path, device=CPU)
 
 
 # ---------------------------------------------------------------------------------------------------- IQA --

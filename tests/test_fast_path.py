@@ -38,10 +38,9 @@ from pipeline.trainer import to_host
 MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": TINY_ARCH, "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
-LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1, "image_gan_weight": 0.005}
 PATCH = 64  # the image discriminator's last map is 2 x 2: smaller patches leave its BatchNorm almost no samples
-CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [100], "patch": PATCH,
-       "image_gan_weight": 0.005, "compile": False}
+CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [100], "patch": PATCH, "compile": False}
 STEPS = 2
 
 BF16_RTOL = {"l1": 2e-2, "g_l1": 2e-2, "g_percep": 2e-2, "g_fea": 2e-2, "d_fea": 2e-2, "g_img": 5e-2, "d_img": 5e-2}
@@ -208,11 +207,12 @@ def test_a_nan_batch_changes_nothing(monkeypatch, variant, fused):
 
 
 @pytest.mark.parametrize("variant, weight", [("featd", "lambda3"), ("tgd", "lambda4"), ("sfd", "lambda3"),
-                                             ("sfd", "lambda4")])
+                                             ("sfd", "lambda4"), ("esrgan", "image_gan_weight")])
 def test_a_variant_without_its_adversarial_weight_is_refused(variant, weight):
     with pytest.raises(ValueError, match=f"variant {variant} trains .*: {weight} must be > 0"):
         GANStep(variant, RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
-    GANStep("esrgan", RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
+    other = "sfd" if variant == "esrgan" else "esrgan"  # a variant that does not read `weight`
+    GANStep(other, RRDBNet(**MODEL["rrdbnet"]), MODEL, {**LAMBDAS, weight: 0.0}, CFG, torch.device("cpu"))
 
 
 def test_each_ddp_rank_draws_its_own_degradation():

@@ -1,6 +1,6 @@
 """Rehearsal of the whole paper DAG, offline: `dvc exp run -S profile=paper`, with only the scale overridden.
 
-Every registry file is served from 127.0.0.1 through the `download.mirror` param, made by tests/paper_standins.py
+Every registry file is served from 127.0.0.1 through the `download_mirror` param, made by tests/paper_standins.py
 in its upstream layout (archives, folders, file names, CSV/MAT columns, state-dict keys) with random contents; the
 manual sets are placed where a user places them. The networks stay paper-sized (RRDBNet 64/23/32, SwinIR-M,
 CLIP RN50); iterations, batches, patches and image sizes are cut. The registry's checksums are pinned to the
@@ -24,14 +24,14 @@ from conftest import ROOT, run
 from pipeline.data.download import file_digests, file_name
 
 SCALE = {
-    "synthesize.paper.subimage_size": 64, "synthesize.paper.subimage_step": 64,
-    "synthesize.paper.real_pairs_lr_crop": 16, "degradation.pool_size": 4,
-    **{f"{stage}.paper.{k}": v for stage in ("train_gan", "train_real") for k, v in
+    "paper.synthesize.subimage_size": 64, "paper.synthesize.subimage_step": 64,
+    "paper.synthesize.real_pairs_lr_crop": 16, "degradation.pool_size": 4,
+    **{f"paper.{section}.{k}": v for section in ("train_gan.rrdbnet", "train_gan.swinir", "train_real") for k, v in
        {"iters": 2, "batch": 2, "patch": 64, "milestones": "[1]", "workers": 0, "ckpt_every": 2, "val_every": 2,
         "log_every": 1}.items()},
-    "train_real.paper.degrade_size": 96,
-    "tsne.paper.images_per_class": 2, "tsne.paper.crop": 64, "tsne.paper.perplexity": 3.0,
-    "tsne.max_iter": 250,
+    "paper.train_real.degrade_size": 96,
+    "paper.tsne.images_per_class": 2, "paper.tsne.crop": 64, "paper.tsne.perplexity": 3.0,
+    "paper.tsne.max_iter": 250,
 }
 PIN_NOTE = "rehearsal stand-in (random values), pinned by tests/test_paper_rehearsal.py"
 
@@ -44,7 +44,7 @@ def mirror(tmp_path_factory):
     rng = np.random.default_rng(standins.RNG_SEED)
     standins.sr_datasets(root, rng)
     standins.iqa_datasets(root, rng)
-    manual = standins.weights(root, params["model"]["paper"])
+    manual = standins.weights(root, params["paper"]["model"])
     handler = functools.partial(Quiet, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -79,7 +79,7 @@ def pin_registry(project, mirror_root, manual_files):
 
 
 def exp_run(project, url, keep_going=False):
-    overrides = {"profile": "paper", "download.mirror": url, **SCALE}
+    overrides = {"profile": "paper", "download_mirror": url, **SCALE}
     cmd = ["dvc", "exp", "run", *(["-k"] if keep_going else [])]
     for key, value in overrides.items():
         cmd += ["-S", f"{key}={value}"]
@@ -111,8 +111,8 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     assert first.returncode != 0, log
     assert "data/raw/real_pairs/DRealSR" in log, log
     assert {"download@sr", "download@iqa", "download@train_weights", "download@eval_weights", "synthesize@sr", "synthesize@iqa",
-            "pretrain_psnr@rrdbnet", "pretrain_psnr@swinir", "train_gan@esrgan", "train_gan@featd", "train_gan@tgd",
-            "train_gan@sfd", "train_gan@swinir_esrgan", "train_gan@swinir_sfd", "train_real", "eval_iqa",
+            "pretrain_psnr@psnr", "pretrain_psnr@swinir_psnr", "train_gan@esrgan", "train_gan@featd", "train_gan@tgd",
+            "train_gan@sfd", "train_gan@swinir_esrgan", "train_gan@swinir_sfd", "train_real@real", "eval_iqa",
             "tsne"} <= ran, ran
     assert not ran & {"synthesize@real_pairs", "eval_sr", "report"}
 

@@ -193,7 +193,7 @@ def test_load_registry_reports_entry_name(tmp_path):
 
 def test_every_weights_file_the_paper_profile_reads_is_downloaded_by_it(registry):
     params = yaml.safe_load((REGISTRY.parents[1] / "params.yaml").read_text())
-    fetched = {registry[name]["target"] for group in params["download"]["paper"]["groups"].values()
+    fetched = {registry[name]["target"] for group in params["paper"]["download"]["groups"].values()
                for name in group["entries"]}
 
     def paths(node):

@@ -15,9 +15,10 @@ from PIL import Image
 from pipeline.report.choices import CHOICES, choices_table, resolve
 from pipeline.report.render import flatten, git_revision, render_report, stage_notes
 from pipeline.report.tables import Cell, build_tables, mark_best, read_paper
-from stages.report import PARAMS
+from stages.report import reads
 
 ROOT = Path(__file__).resolve().parents[1]
+RUNS = yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]
 LPIPS_REASON = ("weights not available: data/weights/torch/hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth "
                 "(run the paper profile's download stage online)")
 CLIPIQA_REASON = "weights not available: data/weights/torch/hub/pyiqa/CLIP-IQA.pth"
@@ -141,7 +142,7 @@ def page(tmp_path_factory):
 def _fixture_tables(tmp_path):
     write_fixture(tmp_path)
     sr, iqa = (json.loads((tmp_path / "reports" / "metrics" / f"{n}.json").read_text()) for n in ("sr", "iqa"))
-    return {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), sr, iqa)}
+    return {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), sr, iqa, RUNS)}
 
 
 def _row(table, *labels):
@@ -251,25 +252,26 @@ def test_missing_metrics_files_give_na_everywhere(tmp_path):
     assert "reports/metrics/sr.json not found (run the eval_sr stage)" in html
     assert "reports/metrics/iqa.json not found (run the eval_iqa stage)" in html
     assert "tsne.png not found (run the tsne stage)" in html
-    tables = build_tables(read_paper(ROOT / "reports" / "paper"), None, None)
+    tables = build_tables(read_paper(ROOT / "reports" / "paper"), None, None, RUNS)
     assert all(c.ours is None and c.reason for t in tables for r in t.rows for c in r.cells)
 
 
 def test_choices_resolve_in_params_for_both_profiles():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    declared = {k: params[k] for k in PARAMS if k in params}
     for profile in ("quick", "paper"):
+        declared = {k: params[k] for k in reads({**params, "profile": profile})}
+        assert set(declared) == set(params) - ({"quick", "paper"} - {profile})
         rows = choices_table(declared, profile)
         assert len(rows) == len(CHOICES)
         assert not [r["key"] for r in rows if r["value"] == "missing from params.yaml"], profile
-    assert resolve(params, "model.featd.widths", "paper") == params["model"]["paper"]["featd"]["widths"]
+    assert resolve(params, "model.featd.widths", "paper") == params["paper"]["model"]["featd"]["widths"]
     assert resolve(params, "lambda3", "quick") == params["lambda3"]
     assert choices_table({}, "quick")[0]["value"] == "missing from params.yaml"
 
 
-def test_report_stage_declares_every_top_level_param():
+def test_report_stage_declares_every_shared_param_and_the_active_profiles_sections():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert set(params) <= set(PARAMS)
+    assert set(reads(params)) == set(params) - {"paper"}
 
 
 def test_flatten_notes_and_git_revision(tmp_path):

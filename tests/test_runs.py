@@ -11,7 +11,8 @@ import yaml
 from pipeline import runs
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.swinir import SwinIR
-from pipeline.checkpoint import load_state_dict, save_state_dict
+from pipeline.checkpoint import CheckpointError, load_state_dict, save_state_dict
+from pipeline.params import ParamError
 from pipeline.fileio import write_image
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import build_generator
@@ -23,22 +24,41 @@ SWIN = {"img_size": 8, "embed_dim": 12, "depths": [2], "num_heads": [2], "window
 MODEL = {"rrdbnet": RRDB, "swinir": SWIN, "clip": {"arch": "clip_tiny", "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
-LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1, "image_gan_weight": 0.005}
 CFG = {"lr": 1.0e-3, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
-       "iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 1, "max_bad_steps": 3, "image_gan_weight": 0.005,
-       "train_set": "train", "val_set": "val", "init_from": None, "swinir": {"iters": 3, "lr": 2.0e-4}}
+       "iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 1, "max_bad_steps": 3,
+       "train_set": "train", "val_set": "val", "init_from": None}
+SWIN_CFG = {**CFG, "iters": 3, "lr": 2.0e-4}
 
 
 def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_for_backbone_merges_the_backbone_block():
-    assert runs.for_backbone(CFG, "swinir") == {**{k: v for k, v in CFG.items() if k != "swinir"},
-                                                "iters": 3, "lr": 2.0e-4}
-    assert runs.for_backbone(CFG, "rrdbnet") == {k: v for k, v in CFG.items() if k != "swinir"}
-    with pytest.raises(ValueError, match="edsr"):
-        runs.for_backbone(CFG, "edsr")
+def test_a_run_reads_its_backbones_schedule_the_speed_switches_and_adam():
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    cfg = runs.train_config(params, "train_gan", "swinir")
+    assert cfg == {**params["speed"], **params["optim"], **params["quick"]["train_gan"]["swinir"]}
+    assert runs.train_config(params, "train_real", "rrdbnet")["degrade_size"] == params["quick"]["train_real"]["degrade_size"]
+    keys = runs.reads(params, "train_gan", "swinir_sfd")
+    assert {"quick.train_gan.swinir", "quick.model.swinir", "lambda3", "lambda4"} <= set(keys)
+    assert not {"quick.train_gan.rrdbnet", "quick.model.rrdbnet", "image_gan_weight"} & set(keys)
+    assert runs.run_lambdas(params, "train_gan", "esrgan") == {k: params[k] for k in
+                                                               ("lambda1", "lambda2", "image_gan_weight")}
+    # a run may read its weights from params of its own: the terms keep their names
+    params["lambda4_alt"] = 0.05
+    params["runs"]["train_gan"]["sfd"]["weights"]["w4"] = "lambda4_alt"
+    assert runs.run_lambdas(params, "train_gan", "sfd") == {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1,
+                                                            "lambda4": 0.05}
+    params["runs"]["train_gan"]["esrgan"]["weights"]["w4"] = "lambda3"
+    with pytest.raises(ParamError, match=r"`runs.train_gan.esrgan.weights`.*w4 repeats w3"):
+        runs.run_lambdas(params, "train_gan", "esrgan")
+    params["lambda4_alt"] = -1
+    with pytest.raises(ParamError, match=r"`lambda4_alt` \(read by `runs.train_gan.sfd.weights`\)"):
+        runs.run_lambdas(params, "train_gan", "sfd")
+    params["runs"]["train_gan"]["tgd"]["backbone"] = "edsr"
+    with pytest.raises(ParamError, match="`runs.train_gan.tgd.backbone`"):
+        runs.reads(params, "train_gan", "tgd")
 
 
 def test_init_from_is_verified_and_converted(sets):
@@ -47,24 +67,26 @@ def test_init_from_is_verified_and_converted(sets):
     torch.save({"params_ema": basicsr_to_esrgan(rrdb.state_dict())}, "rrdb.pth")  # ESRGAN key names
     torch.save({"params": swin.state_dict()}, "swinir.pth")
 
-    out = runs.run_pretrain({"init_from": "rrdb.pth", "val_set": "val"}, MODEL, seed=0)
+    out = runs.run_pretrain({"init_from": "rrdb.pth", "val_set": "val"}, MODEL, seed=0, name="psnr")
     assert out == Path("models/psnr/generator.safetensors")
     assert same_weights(load_state_dict(out)[0], rrdb.state_dict())  # stored with BasicSR key names
     # every output the stage declares exists (DVC refuses a stage without them); the log is the validation
     assert Path("checkpoints/psnr").is_dir() and Path("dvclive/psnr/plots").is_dir()
     log = yaml.safe_load(Path("dvclive/psnr/metrics.json").read_text())
     assert log["init_from"] == "rrdb.pth" and 0 < log["val"]["psnr_y"] < 100
-    out = runs.run_pretrain({"init_from": "swinir.pth", "val_set": "val"}, MODEL, seed=0, backbone="swinir")
+    out = runs.run_pretrain({"init_from": "swinir.pth", "val_set": "val"}, MODEL, seed=0, name="swinir_psnr",
+                           backbone="swinir")
     assert out == Path("models/swinir_psnr/generator.safetensors")
     assert same_weights(load_state_dict(out)[0], swin.state_dict())
 
-    with pytest.raises(SystemExit, match="not a SwinIR"):
-        runs.run_pretrain({"init_from": "rrdb.pth"}, MODEL, seed=0, backbone="swinir")
-    with pytest.raises(SystemExit, match="profile's sizes"):
-        runs.run_pretrain({"init_from": "rrdb.pth"}, {**MODEL, "rrdbnet": {**RRDB, "num_feat": 16}}, seed=0)
+    with pytest.raises(CheckpointError, match="not a SwinIR"):
+        runs.run_pretrain({"init_from": "rrdb.pth"}, MODEL, seed=0, name="swinir_psnr", backbone="swinir")
+    with pytest.raises(CheckpointError, match="profile's sizes"):
+        runs.run_pretrain({"init_from": "rrdb.pth"}, {**MODEL, "rrdbnet": {**RRDB, "num_feat": 16}}, seed=0,
+                          name="psnr")
     torch.save({"params": {"conv.weight": torch.zeros(1)}}, "other.pth")
-    with pytest.raises(SystemExit, match=r"^other\.pth: checkpoint fits neither RRDBNet"):  # a message, no traceback
-        runs.run_pretrain({"init_from": "other.pth"}, MODEL, seed=0)
+    with pytest.raises(CheckpointError, match=r"^other\.pth: checkpoint fits neither RRDBNet"):  # typed: the stage prints it as one line
+        runs.run_pretrain({"init_from": "other.pth"}, MODEL, seed=0, name="psnr")
 
 
 def test_swinir_learns_under_the_psnr_step():
@@ -90,14 +112,14 @@ def sets(tmp_path, monkeypatch):
 
 
 def test_swinir_pretrain_then_sfd_gan_training(sets):
-    cfg = runs.for_backbone(CFG, "swinir")
-    psnr = runs.run_pretrain(cfg, MODEL, seed=0, backbone="swinir")
+    cfg = SWIN_CFG
+    psnr = runs.run_pretrain(cfg, MODEL, seed=0, name="swinir_psnr", backbone="swinir")
     net = build_generator(psnr)
     assert isinstance(net, SwinIR)
     torch.manual_seed(0)
     assert not same_weights(net.state_dict(), runs.new_generator("swinir", SWIN).state_dict())  # it trained
 
-    out = runs.run_gan("sfd", cfg, MODEL, LAMBDAS, seed=0, name="swinir_sfd", backbone="swinir")
+    out = runs.run_gan("sfd", cfg, MODEL, LAMBDAS, seed=0, name="swinir_sfd", init="swinir_psnr", backbone="swinir")
     gan = build_generator(out / "generator.safetensors")
     assert isinstance(gan, SwinIR) and not same_weights(gan.state_dict(), net.state_dict())
     assert load_sfd_iqa(out / "sfd_iqa.safetensors").featd is not None
@@ -132,7 +154,7 @@ def trained(monkeypatch) -> Trained:
 
 
 def test_finished_run_whose_export_failed_is_not_retrained(sets, trained, monkeypatch):
-    cfg = runs.for_backbone(CFG, "rrdbnet")
+    cfg = CFG
     exported = {}
 
     def disk_full(path, state, meta=None):
@@ -141,26 +163,26 @@ def test_finished_run_whose_export_failed_is_not_retrained(sets, trained, monkey
 
     monkeypatch.setattr(runs, "save_state_dict", disk_full)
     with pytest.raises(OSError):
-        runs.run_pretrain(cfg, MODEL, seed=0)
+        runs.run_pretrain(cfg, MODEL, seed=0, name="psnr")
     assert trained.iterations == [1, 2, 3, 4]
     monkeypatch.setattr(runs, "save_state_dict", save_state_dict)
     trained.iterations.clear()
-    out = runs.run_pretrain(cfg, MODEL, seed=0)
+    out = runs.run_pretrain(cfg, MODEL, seed=0, name="psnr")
     assert trained.iterations == []  # the finished checkpoint was loaded: only the export ran
     assert same_weights(load_state_dict(out)[0], exported)
 
 
 def test_changed_logging_resumes_and_changed_lr_restarts(sets, trained):
-    cfg = runs.for_backbone(CFG, "rrdbnet")
+    cfg = CFG
     trained.stop_at = 3
     with pytest.raises(Interrupt):  # killed after the checkpoint of iteration 2
-        runs.run_pretrain(cfg, MODEL, seed=0)
+        runs.run_pretrain(cfg, MODEL, seed=0, name="psnr")
     trained.stop_at, trained.iterations = None, []
     runs.run_pretrain({**cfg, "log_every": 2, "val_every": 3, "ckpt_every": 1, "cudnn_benchmark": False,
-                       "max_bad_steps": 10}, MODEL, seed=0)
+                       "max_bad_steps": 10}, MODEL, seed=0, name="psnr")
     assert trained.iterations == [3, 4]
     trained.iterations.clear()
-    runs.run_pretrain({**cfg, "lr": 2.0e-3}, MODEL, seed=0)
+    runs.run_pretrain({**cfg, "lr": 2.0e-3}, MODEL, seed=0, name="psnr")
     assert trained.iterations == [1, 2, 3, 4]
 
 
@@ -172,14 +194,14 @@ def relaunch(gpus: int) -> None:
     raise Relaunched(gpus)
 
 
-@pytest.mark.parametrize("stage, args", [("pretrain_psnr", ["rrdbnet"]), ("train_gan", ["sfd"]), ("train_real", [])])
-def test_training_stages_relaunch_with_the_profiles_gpus(monkeypatch, stage, args):
+@pytest.mark.parametrize("stage, run", [("pretrain_psnr", "psnr"), ("train_gan", "sfd"), ("train_real", "real")])
+def test_training_stages_relaunch_with_the_speed_sections_gpus(monkeypatch, stage, run):
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["profile"] = "paper"
-    params[stage]["paper"]["gpus"] = 3
+    params["speed"]["gpus"] = 3
     module = importlib.import_module(f"stages.{stage}")
-    monkeypatch.setattr(module, "stage_params", lambda *_: params)
-    monkeypatch.setattr(module, "relaunch_under_torchrun", relaunch)
+    monkeypatch.setattr(importlib.import_module("stages.training"), "stage_params", lambda *_: params)
+    monkeypatch.setattr(runs, "relaunch_under_torchrun", relaunch)
     with pytest.raises(Relaunched) as relaunched:
-        module.main(*args)
+        module.main(stage, run)
     assert relaunched.value.args == (3,)

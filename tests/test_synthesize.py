@@ -11,7 +11,6 @@ from pipeline.data.registry import load_registry
 from pipeline.data.synthesize import (bicubic_down, cut_subimages, mod_crop, subimage_starts, synthesize,
                                       write_classical_set, write_distortion_set, write_realworld_set)
 from pipeline.fileio import list_images, read_image, write_image
-from pipeline.params import for_profile
 
 
 def test_constant_image_stays_constant_and_size_is_exact():
@@ -115,7 +114,7 @@ def test_quick_images_load_from_packages():
 def test_paper_profile_centre_crops_the_real_pairs(tmp_path, monkeypatch):
     """The paper's synthesize config on a stand-in of DRealSR where the registry puts it: 128 px LR centre crops."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    cfg = {**for_profile(params["synthesize"], "paper"), "sr_sets": [], "train_sets": {}, "real_sets": {},
+    cfg = {**params["paper"]["synthesize"], "scale": params["scale"], "sr_sets": [], "train_sets": {}, "real_sets": {},
            "real_pairs": ["DRealSR"], "iqa_sets": []}
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

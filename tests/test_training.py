@@ -22,10 +22,9 @@ from pipeline.trainer import SeededBatches, save_checkpoint, train
 MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {"arch": "clip_tiny", "weights": "none"},
          "vgg19": {"weights": "none"}, "featd": {"widths": [16, 16, 8, 8]}, "lpp": {"n_ctx": 4},
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
-LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1}
+LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1, "image_gan_weight": 0.005}
 CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
-       "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0,
-       "image_gan_weight": 0.005, "config": {"test": 1}}
+       "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0, "config": {"test": 1}}
 # The real-world step: degradation of 96 px crops, 64 px patches, a pool of one global batch.
 REAL_CFG = {**CFG, "batch": 4, "patch": 64, "degrade_size": 96}
 DEGRADATION = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["degradation"]

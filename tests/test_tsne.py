@@ -135,8 +135,7 @@ def test_stage_writes_figure_and_contract_json(models, images, tmp_path):
 def test_paper_categories_on_an_ost_layout(models, tmp_path):
     """OST's seven upstream folders: the paper profile's six categories are read, `plant` is left out, and the JSON
     states the categories used beside the paper's (whose bear/cat/dog OST's `animal` stands in for)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["tsne"]
-    categories = params["paper"]["categories"]
+    categories = yaml.safe_load((ROOT / "params.yaml").read_text())["paper"]["tsne"]["categories"]
     assert categories == ["animal", "building", "grass", "mountain", "sky", "water"]
     root = tmp_path / "OST" / "OutdoorSceneTrain_v2"
     rng = np.random.default_rng(1)

@@ -51,7 +51,7 @@ MAX_EXPANSION = 20
 RESUME_ATTEMPTS = 5
 USER_AGENT = "sfd-reproduction-downloader/1.0"
 # A user-wide mirror laid out as data/downloads/ (<mirror>/<entry>/<file>), for users behind a proxy, like
-# HF_ENDPOINT; the download stage's `download.mirror` param overrides it.
+# HF_ENDPOINT; the download stage's `download_mirror` param overrides it.
 MIRROR_ENV = "SFD_DOWNLOAD_MIRROR"
 # "Get a release by tag name" lists each asset's `digest` ("sha256:<hex>", GitHub changelog 2025-06-03); a module
 # constant so that tests can serve the API from 127.0.0.1.
@@ -97,7 +97,7 @@ class _Expected(NamedTuple):
 
 
 def mirror_base(param: str | None) -> str | None:
-    """The user-wide mirror: the `download.mirror` param, else $SFD_DOWNLOAD_MIRROR, else None.
+    """The user-wide mirror: the `download_mirror` param, else $SFD_DOWNLOAD_MIRROR, else None.
 
     An empty string means no mirror, so the param can switch off one set in the environment. Raises MirrorError
     for anything but an http(s) base URL.
@@ -107,7 +107,7 @@ def mirror_base(param: str | None) -> str | None:
         return None
     url = urlparse(value)
     if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
-        origin = "params.yaml download.mirror" if param is not None else f"${MIRROR_ENV}"
+        origin = "params.yaml download_mirror" if param is not None else f"${MIRROR_ENV}"
         raise MirrorError(f"{origin} must be an http(s) base URL such as https://mirror.example.org/sfd "
                           f"(files are fetched from <mirror>/<entry>/<file>), got {value!r}")
     return value.rstrip("/")

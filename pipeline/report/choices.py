@@ -1,12 +1,12 @@
 """The choices the paper does not specify, each with a one-line reason and its value in params.yaml.
 
 The paper gives the losses' form, the data, Adam and lr 1e-4; everything else is ours. A choice that is a param
-is named by its dotted key with any `quick:`/`paper:` block left out (`model.featd.widths` is read from
-`model.<profile>.featd.widths`); one that is fixed in code names the module instead.
+is named by its dotted key, a profile's own key without its `quick.`/`paper.` prefix (`model.featd.widths` is read
+from `<profile>.model.featd.widths`); one that is fixed in code names the module instead.
 """
 from __future__ import annotations
 
-from pipeline.params import PROFILES, ParamError, for_profile, lookup
+from pipeline.params import ParamError, lookup
 
 # (param key or None, where it lives when fixed in code, why)
 CHOICES: tuple[tuple[str | None, str, str], ...] = (
@@ -16,7 +16,7 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("lambda4", "", "Eq. 7 TG-D adversarial weight (0.1, the same as Feat-D's)"),
     ("alpha1", "", "Eq. 9 weight of the fixed-prompt score s_o; equal weights, the paper gives none"),
     ("alpha2", "", "Eq. 9 weight of the learnable-prompt score s_lp"),
-    ("model.prompt_logit_scale", "", ("Eq. 3-4 follow CLIP-IQA, which scales the cosines by CLIP's 100 before the "
+    ("prompt_logit_scale", "", ("Eq. 3-4 follow CLIP-IQA, which scales the cosines by CLIP's 100 before the "
                                       "softmax; 1 is Eq. 4 as printed")),
     ("model.featd.widths", "", ("Feat-D's layers are not given: a top-down decoder over F_m3..F_m1 with three "
                                 "upsamplings (Fig. 9 reads the 3rd), spectral-normalised convs")),
@@ -34,14 +34,14 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("model.rrdbnet", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
     ("model.swinir", "", "quick profile: a tiny SwinIR; paper profile: SwinIR-M (the public x4 checkpoint's sizes)"),
     ("model.image_d.num_feat", "", "width of the ESRGAN baseline's VGG-style image discriminator (Fig. 8)"),
-    ("train_gan.image_gan_weight", "", ("the ESRGAN baseline's adversarial weight, on ESRGAN's relativistic GAN "
+    ("image_gan_weight", "", ("the ESRGAN baseline's adversarial weight, on ESRGAN's relativistic GAN "
                                         "(BasicSR's ESRGAN: 0.005)")),
-    ("train_gan.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
-    ("train_gan.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
-    ("train_gan.batch", "", "batch size; not in the paper"),
-    ("train_gan.patch", "", "HR patch size; not in the paper"),
-    ("train_gan.milestones", "", "lr halving steps; not in the paper (BasicSR's ESRGAN schedule)"),
-    ("pretrain_psnr.init_from", "", ("the fidelity-oriented start: BasicSR's public PSNR RRDB instead of "
+    ("optim.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
+    ("train_gan.rrdbnet.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
+    ("train_gan.rrdbnet.batch", "", "batch size; not in the paper"),
+    ("train_gan.rrdbnet.patch", "", "HR patch size; not in the paper"),
+    ("train_gan.rrdbnet.milestones", "", "lr halving steps; not in the paper (BasicSR's ESRGAN schedule)"),
+    ("pretrain_psnr.rrdbnet.init_from", "", ("the fidelity-oriented start: BasicSR's public PSNR RRDB instead of "
                                      "training stage 1 ourselves")),
     ("pretrain_psnr.swinir.init_from", "", ("SwinIR's fidelity-oriented start: the public SwinIR-M x4; the paper "
                                             "does not say how its SwinIR GAN models were initialised")),
@@ -67,14 +67,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
 
 
 def resolve(params: dict, key: str, profile: str):
-    """The value of a choice's dotted key for `profile`, reading through the section's profile block."""
-    section, _, rest = key.partition(".")
-    node = lookup(params, section)
-    if not rest:
-        return node
-    if isinstance(node, dict) and any(p in node for p in PROFILES):
-        node = for_profile(node, profile)
-    return lookup(node, rest, key)
+    """The value of a choice's dotted key: a key of both profiles, else `profile`'s own."""
+    return lookup(params, key if key.split(".")[0] in params else f"{profile}.{key}")
 
 
 def choices_table(params: dict, profile: str) -> list[dict]:

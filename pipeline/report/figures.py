@@ -16,9 +16,9 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OUR_LABELS, assign_columns
+from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OTHER_LABELS, assign_columns
+from pipeline.run_table import evaluated_runs, labels as run_labels
 
-ABLATION_MODELS = ("bicubic", "psnr", "esrgan", "featd", "tgd", "sfd")  # Fig. 8's points, in order
 REFERENCE_BENCHMARK = "DIV2K100"  # the paper's ablation set, also our reference panel for Fig. 1
 
 
@@ -53,7 +53,7 @@ def _perception_metric(points: dict[str, dict]) -> str | None:
     return None
 
 
-def _scatter_ours(ax, points: dict[str, dict], y_metric: str) -> int:
+def _scatter_ours(ax, points: dict[str, dict], y_metric: str, labels: dict[str, str]) -> int:
     """Our models as labelled dots; returns how many had both values."""
     drawn = 0
     for i, (model, m) in enumerate(points.items()):
@@ -61,7 +61,7 @@ def _scatter_ours(ax, points: dict[str, dict], y_metric: str) -> int:
         if x is None or y is None:
             continue
         ax.scatter(x, y, s=60, color=f"C{i % 10}", zorder=3)
-        ax.annotate(OUR_LABELS.get(model, model), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(labels.get(model, model), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         drawn += 1
     return drawn
 
@@ -78,7 +78,7 @@ def _scatter_paper(ax, paper_rows: list[dict], benchmark: str) -> None:
                         color="0.4")
 
 
-def perception_distortion(sr: dict | None, paper_t1: list[dict]) -> ReportFigure:
+def perception_distortion(sr: dict | None, paper_t1: list[dict], labels: dict[str, str]) -> ReportFigure:
     """Fig. 1: each Table 1 set of ours on the PSNR-LPIPS plane (PSNR-NIQE where our LPIPS is n/a); the paper's
     methods as hollow grey diamonds on LPIPS panels of its benchmarks, with DIV2K100 always shown."""
     results = (sr or {}).get("results", {})
@@ -88,7 +88,7 @@ def perception_distortion(sr: dict | None, paper_t1: list[dict]) -> ReportFigure
     niqe_panels = []
     for ax, name in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         y_metric = (_perception_metric(results[name]) if name in sets else None) or "lpips"
-        if name in sets and not _scatter_ours(ax, results[name], y_metric):
+        if name in sets and not _scatter_ours(ax, results[name], y_metric, labels):
             ax.text(0.5, 0.5, "no PSNR and LPIPS or NIQE of ours", transform=ax.transAxes, ha="center", fontsize=9)
         if y_metric == "lpips":
             _scatter_paper(ax, paper_t1, name)
@@ -149,7 +149,7 @@ def relative_plcc(iqa: dict | None, paper_t3: list[dict]) -> ReportFigure:
         for method, corr in by_method.items():
             plcc = _number(corr.get("plcc")) if isinstance(corr, dict) else None
             if plcc is not None:
-                ours.setdefault(dataset, {})[names.get(method, OUR_LABELS.get(method, method))] = plcc
+                ours.setdefault(dataset, {})[names.get(method, OTHER_LABELS.get(method, method))] = plcc
     all_methods = list(dict.fromkeys([m for d in paper.values() for m in d] + [m for d in ours.values() for m in d]))
     colours = {m: colormaps["tab20"](i % 20) for i, m in enumerate(all_methods)}
     fig = Figure(figsize=(12, 4.4), layout="constrained")
@@ -172,8 +172,14 @@ def relative_plcc(iqa: dict | None, paper_t3: list[dict]) -> ReportFigure:
                         note)
 
 
-def ablation(sr: dict | None) -> ReportFigure:
-    """Fig. 8: bicubic, the PSNR model and the four GAN variants on the PSNR-LPIPS (else PSNR-NIQE) plane."""
+def ablation_models(runs: dict) -> list[str]:
+    """Fig. 8's points: bicubic and Table 1's RRDBNet runs (the PSNR model and the GAN variants)."""
+    return ["bicubic", *(run for run, entry in evaluated_runs(runs)
+                         if entry["backbone"] == "rrdbnet" and "table1" in (entry.get("columns") or {}))]
+
+
+def ablation(sr: dict | None, models: list[str], labels: dict[str, str]) -> ReportFigure:
+    """Fig. 8: `models` (bicubic, the PSNR model and the GAN variants) on the PSNR-LPIPS (else PSNR-NIQE) plane."""
     title = "Fig. 8. Effects of Feat-D and TG-D on perceptual SR"
     results = (sr or {}).get("results", {})
     sets = [s for s, t in (sr or {}).get("table", {}).items() if t == "table1" and s in results]
@@ -181,13 +187,13 @@ def ablation(sr: dict | None) -> ReportFigure:
         why = "reports/metrics/sr.json not found" if sr is None else "sr.json has no Table 1 set"
         return ReportFigure("fig8", title, "", None, f"{why} (run the eval_sr stage).")
     name = REFERENCE_BENCHMARK if REFERENCE_BENCHMARK in sets else sets[0]
-    points = {m: results[name][m] for m in ABLATION_MODELS if m in results[name]}
+    points = {m: results[name][m] for m in models if m in results[name]}
     y_metric = _perception_metric(points)
     if y_metric is None:
         return ReportFigure("fig8", title, "", None, f"Neither LPIPS nor NIQE of ours on {name}.")
     fig = Figure(figsize=(5.5, 4.2), layout="constrained")
     ax = fig.subplots()
-    _scatter_ours(ax, points, y_metric)
+    _scatter_ours(ax, points, y_metric, labels)
     ax.set_title(name, fontsize=10)
     ax.set_xlabel("PSNR (dB) \u2192 better")
     ax.set_ylabel(f"{METRIC_NAMES[y_metric]} \u2190 better")
@@ -222,6 +228,8 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
 
 
 def build_figures(sr: dict | None, iqa: dict | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
-                  tsne_png: Path) -> list[ReportFigure]:
-    return [perception_distortion(sr, paper["table1"]), relative_plcc(iqa, paper["table3"]), ablation(sr),
-            tsne(tsne_png, tsne_meta)]
+                  tsne_png: Path, runs: dict) -> list[ReportFigure]:
+    """Figs. 1, 2, 8, 9; `runs` is params.yaml's run table (our runs' labels and Fig. 8's points)."""
+    labels = {**OTHER_LABELS, **run_labels(runs)}
+    return [perception_distortion(sr, paper["table1"], labels), relative_plcc(iqa, paper["table3"]),
+            ablation(sr, ablation_models(runs), labels), tsne(tsne_png, tsne_meta)]

@@ -151,8 +151,8 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "stale": stale,
         "missing": missing,
         "notes": [n for stage, data in metrics.items() for n in stage_notes(stage, data)],
-        "tables": build_tables(paper, sr, iqa),
-        "figures": build_figures(sr, iqa, tsne, paper, Path(figures_dir) / "tsne.png"),
+        "tables": build_tables(paper, sr, iqa, params.get("runs", {})),
+        "figures": build_figures(sr, iqa, tsne, paper, Path(figures_dir) / "tsne.png", params.get("runs", {})),
         "choices": choices_table(params, profile),
         "params": flatten(params),
     }

@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.run_table import labels as run_labels
+from pipeline.run_table import paper_columns
+
 HIGHER_BETTER = frozenset({"psnr", "ssim", "plcc", "srcc", "krcc"})
 LOWER_BETTER = frozenset({"lpips", "dists", "niqe"})
 METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "dists": "DISTS", "niqe": "NIQE", "plcc": "PLCC",
@@ -31,15 +34,11 @@ CAPTIONS = {
     "table4": "Table 4. SFD-IQA ablation on the sub-types of PIPAL's training set and KonIQ-10k.",
     "table5": "Table 5. Deraining (Rain100L) and deblurring (GoPro) with NAFNet.",
 }
-# Our run or method -> the paper's column (Tables 1, 2) or row (Table 3) it reproduces.
-SR_COUNTERPARTS = {"table1": {"sfd": "RRDB+Ours", "esrgan": "ESRGAN", "swinir_esrgan": "SwinIR+L_GAN",
-                               "swinir_sfd": "SwinIR+Ours"}, "table2": {"real": "SFD"}}
+# Our IQA method -> the paper's row of Table 3 it reproduces (our SR runs' columns are in params.yaml's run table).
 IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-NIQE", "clipiqa": "CLIPQA"}
-OUR_LABELS = {"bicubic": "Bicubic", "psnr": "RRDB PSNR (L1)", "esrgan": "ESRGAN baseline", "featd": "w/ Feat-D",
-              "tgd": "w/ TG-D", "sfd": "SFD (Feat-D + TG-D)", "swinir_psnr": "SwinIR PSNR (L1)",
-              "swinir_esrgan": "SwinIR + image GAN", "swinir_sfd": "SwinIR + SFD", "real": "SFD real-world",
-              "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
-              "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
+# Labels of what is ours besides the trained runs (whose labels are in the run table).
+OTHER_LABELS = {"bicubic": "Bicubic", "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
+                "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
 # Table 4's variants as the eval stage names them (with or without the `sfd_iqa_` prefix) -> the paper's column.
 VARIANT_COLUMNS = {"baseline": "Baseline", "featd": "w/ Feat-D", "tgd": "w/ TG-D", "full": "SFD-IQA"}
 
@@ -177,8 +176,9 @@ def _variant(name: str) -> tuple[str, str]:
     return VARIANT_COLUMNS.get(short, name), "sfd_iqa" if short == "full" else f"sfd_iqa_{short}"
 
 
-def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: str) -> Table:
-    """Table 1 or 2: rows (benchmark, metric), one column per method; `missing` says why `sr` is None."""
+def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: str, runs: dict) -> Table:
+    """Table 1 or 2: rows (benchmark, metric), one column per method; `missing` says why `sr` is None; `runs` is
+    params.yaml's run table (our runs' paper columns and labels)."""
     methods = _unique(r["method"] for r in paper_rows)
     benchmarks = _unique(r["benchmark"] for r in paper_rows)
     paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
@@ -186,12 +186,13 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: st
     results = (sr or {}).get("results", {})
     our_sets = [s for s, t in (sr or {}).get("table", {}).items() if t == table_id and s in results]
     models = _unique(m for s in our_sets for m in results[s])
-    to_paper = assign_columns(models, methods, SR_COUNTERPARTS.get(table_id, {}))
+    to_paper = assign_columns(models, methods, paper_columns(runs)[table_id])
+    labels = {**OTHER_LABELS, **run_labels(runs)}
     extra_models = [m for m in models if m not in to_paper]
     metrics = paper_metrics + _unique(k for s in our_sets for m in results[s].values() if isinstance(m, dict)
                                       for k in m if k in METRIC_NAMES and k not in paper_metrics)
     from_paper = {p: o for o, p in to_paper.items()}
-    columns = [Header(p) for p in methods] + [Header(OUR_LABELS.get(m, m), ours_only=True) for m in extra_models]
+    columns = [Header(p) for p in methods] + [Header(labels.get(m, m), ours_only=True) for m in extra_models]
     col_models = [from_paper.get(p) for p in methods] + extra_models
 
     rows = []
@@ -235,7 +236,7 @@ def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
 
     rows = []
     for label, method, ours_only in ([(p, from_paper.get(p), False) for p in methods]
-                                     + [(OUR_LABELS.get(o, o), o, True) for o in ours if o not in to_paper]):
+                                     + [(OTHER_LABELS.get(o, o), o, True) for o in ours if o not in to_paper]):
         cells = []
         for dataset in sets:
             for metric in metrics:
@@ -302,10 +303,11 @@ def restoration_table(paper_rows: list[dict]) -> Table:
     return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column", groups).finish()
 
 
-def build_tables(paper: dict[str, list[dict]], sr: dict | None, iqa: dict | None,
+def build_tables(paper: dict[str, list[dict]], sr: dict | None, iqa: dict | None, runs: dict,
                  sr_missing: str = "reports/metrics/sr.json not found (run the eval_sr stage)",
                  iqa_missing: str = "reports/metrics/iqa.json not found (run the eval_iqa stage)") -> list[Table]:
     """All five tables of the paper, in order."""
-    return [sr_table("table1", paper["table1"], sr, sr_missing), sr_table("table2", paper["table2"], sr, sr_missing),
+    return [sr_table("table1", paper["table1"], sr, sr_missing, runs),
+            sr_table("table2", paper["table2"], sr, sr_missing, runs),
             iqa_table(paper["table3"], iqa, iqa_missing), ablation_table(paper["table4"], iqa, iqa_missing),
             restoration_table(paper["table5"])]
