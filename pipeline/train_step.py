@@ -14,8 +14,8 @@ Speed switches (params of the training sections, each on by default, applied on 
 image tower, Feat-D, the LPP's text pass, the image discriminator; `compile_mode` is torch.compile's mode,
 "reduce-overhead" for CUDA graphs), `fused_adam` (Adam's fused kernel) and `cudnn_benchmark`. On the CPU they cost
 more than they give (bf16 is emulated on most CPUs, compiling the networks takes minutes), so a CPU run is plain
-fp32 eager. `python -m pipeline.bench` times the steps; tests/test_fast_path.py checks that the switches keep the
-numbers. The phases of a GAN step are named profiler ranges (PHASES), which `pipeline.bench --profile` reports.
+fp32 eager. `python -m bench` times the steps; tests/test_fast_path.py checks that the switches keep the
+numbers. The phases of a GAN step are named profiler ranges (PHASES), which `python -m bench --profile` reports.
 With fused Adam a step never waits for the GPU: a non-finite loss skips the update on the device (`Step.update`)
 and the logs stay there until the trainer reads them, so the CPU queues the next step while the GPU runs this one.
 """
@@ -98,7 +98,8 @@ PHASES = ("make_pair", "g_forward", "g_backward", "g_optimizer", "d_forward", "d
 
 
 class Step:
-    """Shared plumbing: device placement, DDP wrapping, the speed switches, state for checkpoints.
+    """Shared plumbing: device placement, DDP wrapping, the speed switches, the skip of a non-finite step, the
+    profiler's ranges, state for checkpoints. A subclass's `step` is the method and nothing else.
 
     `switches`: which of SWITCHES this step uses: each is on where the device type is in `fast_devices` and the
     cfg key of that name is not false (absent keys count as true).
@@ -115,6 +116,7 @@ class Step:
         self.nets: dict[str, nn.Module] = {}
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.scheds: dict[str, object] = {}
+        self.skip: torch.Tensor | None = None  # this iteration's flag: 1.0 once a loss was non-finite
 
     def add_net(self, name: str, net: nn.Module, trainable: bool = True) -> nn.Module:
         net = net.to(self.device)
@@ -131,11 +133,43 @@ class Step:
         self.optims[name] = adam(params, self.cfg, self.switches["fused_adam"])
         self.scheds[name] = multistep(self.optims[name], self.cfg)
 
-    def begin(self) -> None:
-        """Start of an iteration: under compile mode "reduce-overhead" (CUDA graphs) the last one's graph outputs
-        may be overwritten from here on."""
+    @contextlib.contextmanager
+    def iteration(self, guarded=()):
+        """One training iteration. Under compile mode "reduce-overhead" (CUDA graphs) the last one's graph outputs
+        may be overwritten from its start. Training forwards move the buffers of the nets `guarded` (BatchNorm
+        statistics, spectral norm's vectors): a skipped iteration puts them back, or one NaN batch would leave
+        eval-mode BatchNorm NaN for good."""
         if self.switches["compile"]:
             torch.compiler.cudagraph_mark_step_begin()
+        self.skip = None
+        buffers = [b for name in guarded for b in unwrap(self.nets[name]).buffers()]
+        saved = [b.clone() for b in buffers]
+        yield
+        for buffer, old in zip(buffers, saved):  # on the device: no host sync
+            buffer.copy_(torch.where(self.skip.bool(), old, buffer))
+
+    @contextlib.contextmanager
+    def frozen(self, *nets: nn.Module | None):
+        """The nets' parameters take no gradients inside (a discriminator is a constant of the generator's step)."""
+        nets = [net for net in nets if net is not None]
+        for net in nets:
+            net.requires_grad_(False)
+        yield
+        for net in nets:
+            net.requires_grad_(True)
+
+    def optimize(self, names, loss: torch.Tensor, phase: str) -> None:
+        """Backward of `loss` and Adam's step of the optimisers `names`, skipped (and every later update of the
+        iteration with it) when a loss of this iteration is non-finite; profiled as `<phase>_backward` and
+        `<phase>_optimizer`."""
+        bad = nonfinite(loss)
+        self.skip = bad if self.skip is None else torch.maximum(self.skip, bad)
+        for name in names:
+            self.optims[name].zero_grad(set_to_none=True)
+        with record_function(f"{phase}_backward"):
+            loss.backward()
+        with record_function(f"{phase}_optimizer"):
+            self.update(names, self.skip)
 
     def update(self, names, skip: torch.Tensor) -> None:
         """Adam's step for the optimisers `names`, skipped where `skip` (nonfinite's flag) is 1.
@@ -182,7 +216,7 @@ class Step:
         for k, v in state["scheds"].items():
             self.scheds[k].load_state_dict(v)
 
-    def finish(self, losses: dict[str, torch.Tensor], skip: torch.Tensor) -> dict:
+    def finish(self, losses: dict[str, torch.Tensor]) -> dict:
         """The step's logs, still on the device (trainer.to_host reads them): the losses, `skipped` (1.0 if a
         non-finite loss skipped an update) and the generator's learning rate in this step. The schedulers count
         every iteration, skipped or not, as BasicSR's do."""
@@ -190,7 +224,7 @@ class Step:
         for sched in self.scheds.values():
             sched.step()
         # copied into one new tensor: CUDA graphs may overwrite their outputs in the next iteration
-        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()] + [skip])
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()] + [self.skip])
         return {**dict(zip([*losses, "skipped"], values.unbind())), "lr": lr}
 
 
@@ -203,16 +237,13 @@ class PSNRStep(Step):
         self.add_optim("g", self.g.parameters())
 
     def step(self, batch: dict, iteration: int) -> dict:
-        self.begin()
-        lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
-        with self.autocast():
-            sr = self.g(lr)
-        loss = F.l1_loss(sr.float(), hr)
-        skip = nonfinite(loss)
-        self.optims["g"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.update(["g"], skip)
-        return self.finish({"l1": loss.detach()}, skip)
+        with self.iteration():
+            lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
+            with self.autocast(), record_function("g_forward"):
+                sr = self.g(lr)
+            loss = F.l1_loss(sr.float(), hr)
+            self.optimize(["g"], loss, "g")
+        return self.finish({"l1": loss.detach()})
 
 
 class GANStep(Step):
@@ -262,49 +293,35 @@ class GANStep(Step):
         return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
 
     def step(self, batch: dict, iteration: int) -> dict:
-        self.begin()
-        # training forwards move the discriminators' buffers (BatchNorm statistics, spectral norm's vectors): a
-        # skipped step puts them back, or one NaN batch would leave eval-mode BatchNorm NaN for good
-        buffers = [b for name in self.discriminators for b in unwrap(self.nets[name]).buffers()]
-        saved = [b.clone() for b in buffers]
-        with record_function("make_pair"):
-            lr, hr, target = self.make_pair(batch, iteration)
-        frozen = [net for net in (self.featd, self.image_d) if net is not None]
-        for net in frozen:
-            net.requires_grad_(False)
-        with self.autocast(), record_function("g_forward"):
-            sr = self.g(lr)
-            sr_feats = self.encoder(sr, with_output=bool(self.lpp)) if self.encoder else None
-            text = self.lpp(self.encoder) if self.lpp else None  # keeps its graph for the LPP's step below
-            total, parts = loss_total(sr, target, self.lambdas, vgg=self.vgg, featd=unwrap(self.featd) if self.featd
-                                      else None, text_features=text, prompt_logit_scale=self.scale, sr_feats=sr_feats)
-            if self.image_d is not None:  # D(hr) is a constant here, from a forward of its own (BasicSR)
-                with torch.no_grad():
-                    real = unwrap(self.image_d)(hr)
-                parts["g_img"] = loss_g_ragan(real, unwrap(self.image_d)(sr))
-                total = total + self.lambdas["image_gan_weight"] * parts["g_img"]
-        skip = nonfinite(total)
-        self.optims["g"].zero_grad(set_to_none=True)
-        with record_function("g_backward"):
-            total.backward()
-        with record_function("g_optimizer"):
-            self.update(["g"], skip)
-        for net in frozen:
-            net.requires_grad_(True)
+        """The generator's step on Eq. 7, then the discriminators' on Eq. 1 + 5 (or ESRGAN's RaGAN loss)."""
+        with self.iteration(guarded=self.discriminators):
+            with record_function("make_pair"):
+                lr, hr, target = self.make_pair(batch, iteration)
+            with self.frozen(self.featd, self.image_d):
+                with self.autocast(), record_function("g_forward"):
+                    sr, sr_feats, text, total, parts = self.generator_loss(lr, hr, target)
+                self.optimize(["g"], total, "g")
+            logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
+            with self.autocast(), record_function("d_forward"):
+                d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)
+            self.optimize(self.discriminators, d_loss, "d")  # skipped too after a skipped generator step
+        return self.finish(logs)
 
-        logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
-        with self.autocast(), record_function("d_forward"):
-            d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)
-        skip = torch.maximum(skip, nonfinite(d_loss))  # no discriminator update after a skipped generator one
-        for name in self.discriminators:
-            self.optims[name].zero_grad(set_to_none=True)
-        with record_function("d_backward"):
-            d_loss.backward()
-        with record_function("d_optimizer"):
-            self.update(self.discriminators, skip)
-            for buffer, old in zip(buffers, saved):  # on the device: no host sync
-                buffer.copy_(torch.where(skip.bool(), old, buffer))
-        return self.finish(logs, skip)
+    def generator_loss(self, lr: torch.Tensor, hr: torch.Tensor, target: torch.Tensor):
+        """Eq. 7 on SR = G(LR): (SR, its CLIP features, the LPP's text features, the total, its terms). CLIP runs
+        once on SR with gradients; its features serve the discriminators' step too, detached, and the LPP's text
+        features keep their graph for the LPP's step."""
+        sr = self.g(lr)
+        sr_feats = self.encoder(sr, with_output=bool(self.lpp)) if self.encoder else None
+        text = self.lpp(self.encoder) if self.lpp else None
+        total, parts = loss_total(sr, target, self.lambdas, vgg=self.vgg, featd=unwrap(self.featd) if self.featd
+                                  else None, text_features=text, prompt_logit_scale=self.scale, sr_feats=sr_feats)
+        if self.image_d is not None:  # D(hr) is a constant here, from a forward of its own (BasicSR)
+            with torch.no_grad():
+                real = unwrap(self.image_d)(hr)
+            parts["g_img"] = loss_g_ragan(real, unwrap(self.image_d)(sr))
+            total = total + self.lambdas["image_gan_weight"] * parts["g_img"]
+        return sr, sr_feats, text, total, parts
 
     def discriminator_loss(self, sr: torch.Tensor, hr: torch.Tensor, sr_feats: CLIPFeatures | None, text, logs: dict):
         """Eq. 1 (Feat-D) + Eq. 5 (LPP), or the image discriminator's RaGAN loss; logs D(HR)/D(SR) means and LPP

@@ -1,4 +1,4 @@
-"""`python -m pipeline.bench`: its paper-scale configuration, its arithmetic, and one `--small` run on the CPU
+"""`python -m bench`: its paper-scale configuration, its arithmetic, and one `--small` run on the CPU
 (to keep it working; nothing here asserts a speed)."""
 import json
 import math
@@ -9,13 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import bench
+from bench import __main__ as cli
+from bench import data, iqa, timing
+from bench import steps as bench_steps
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def test_paper_config_is_the_paper_scale_with_random_weights():
-    config = bench.load_config(PARAMS, small=False, batch=None, compile_=True)
+    config = bench_steps.load_config(PARAMS, small=False, batch=None, compile_=True)
     model = config["model"]
     assert model["rrdbnet"] == {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
     assert model["clip"] == {"arch": "RN50-quickgelu", "weights": "none"} and model["vgg19"] == {"weights": "none"}
@@ -28,13 +30,13 @@ def test_paper_config_is_the_paper_scale_with_random_weights():
 
 
 def test_small_config_and_overrides():
-    config = bench.load_config(PARAMS, small=True, batch=None, compile_=False)
+    config = bench_steps.load_config(PARAMS, small=True, batch=None, compile_=False)
     assert config["model"]["clip"]["arch"] == "clip_tiny"
     assert (config["train_gan"]["batch"], config["train_gan"]["patch"]) == (2, 64)
     assert config["train_gan"]["compile"] is False and config["train_real"]["compile"] is False
     assert config["degradation"]["pool_size"] == 2
-    assert bench.load_config(PARAMS, small=False, batch=4, compile_=True)["train_real"]["batch"] == 4
-    baseline = bench.load_config(PARAMS, small=False, batch=None, compile_=True, fp32_eager=True)
+    assert bench_steps.load_config(PARAMS, small=False, batch=4, compile_=True)["train_real"]["batch"] == 4
+    baseline = bench_steps.load_config(PARAMS, small=False, batch=None, compile_=True, fp32_eager=True)
     for section in ("train_gan", "train_real"):
         assert all(baseline[section][k] is False for k in ("bf16", "channels_last", "compile", "fused_adam"))
 
@@ -43,17 +45,17 @@ def test_flop_count_includes_the_backward_pass():
     conv = nn.Conv2d(3, 8, 3, padding=1)
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     forward = 2 * 2 * 8 * 3 * 9 * 16 * 16  # 2 FLOPs per multiply-add, N * Cout * Cin * k * k * H * W
-    assert bench.count_flops(lambda: conv(x)) == forward
-    assert bench.count_flops(lambda: conv(x).sum().backward()) == 3 * forward  # + input and weight gradients
+    assert timing.count_flops(lambda: conv(x)) == forward
+    assert timing.count_flops(lambda: conv(x).sum().backward()) == 3 * forward  # + input and weight gradients
 
 
 def test_workers_and_peaks():
-    assert bench.workers_needed(170.0, 50.0) == 4
-    assert bench.workers_needed(100.0, 100.0) == 1
-    assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == pytest.approx(989.4)
-    assert bench.bf16_peak_tflops("NVIDIA H100 PCIe") == pytest.approx(756.0)
-    assert bench.bf16_peak_tflops("NVIDIA H200") == pytest.approx(989.4)
-    assert bench.bf16_peak_tflops("Tesla T4") is None
+    assert data.workers_needed(170.0, 50.0) == 4
+    assert data.workers_needed(100.0, 100.0) == 1
+    assert timing.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == pytest.approx(989.4)
+    assert timing.bf16_peak_tflops("NVIDIA H100 PCIe") == pytest.approx(756.0)
+    assert timing.bf16_peak_tflops("NVIDIA H200") == pytest.approx(989.4)
+    assert timing.bf16_peak_tflops("Tesla T4") is None
 
 
 def test_timed_reports_one_slow_call_apart_from_the_median():
@@ -63,7 +65,7 @@ def test_timed_reports_one_slow_call_apart_from_the_median():
         calls.append(i)
         time.sleep(0.12 if i == 4 else 0.01)  # one slow call among the timed ones, as a late compilation would be
 
-    r = bench.timed(fn, 2, 5, torch.device("cpu"))
+    r = timing.timed(fn, 2, 5, torch.device("cpu"))
     assert calls == list(range(7))
     assert 0.01 <= r["median_seconds_per_iter"] < 0.12 <= r["slowest_seconds_per_iter"]
     assert r["seconds_per_iter"] >= (0.12 + 4 * 0.01) / 5
@@ -71,13 +73,13 @@ def test_timed_reports_one_slow_call_apart_from_the_median():
 
 def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--small", "--output", str(out), "--warmup", "1", "--iters", "1", "--iqa-size", "64", "96",
+    assert cli.main(["--small", "--output", str(out), "--warmup", "1", "--iters", "1", "--iqa-size", "64", "96",
                        "--data-batch", "2", "--profile", "1", "--iqa-modes", "fp32", "channels_last"]) == 0
     results = json.loads(out.read_text())
     assert results["mode"] == "small" and results["env"]["device_type"] == "cpu"
     assert results["env"]["torch"] == torch.__version__
     steps = results["train_step"]
-    assert set(steps) == set(bench.STEPS)
+    assert set(steps) == set(bench_steps.STEPS)
     for r in steps.values():
         assert r["switches"] == {"bf16": False, "channels_last": False, "compile": False, "fused_adam": False}
         assert r["images_per_s"] == pytest.approx(r["batch"] / r["seconds_per_iter"])
@@ -121,7 +123,7 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
     assert per_worker["real_degradation_in_workers"] < per_worker["real"]
     assert data["degradation"]["seconds_per_image"] == pytest.approx(data["degradation"]["seconds_per_batch"] / 2)
     assert data["workers_needed"]["classical"] == {
-        "target": math.ceil(bench.TARGETS["sfd_images_per_s"] / per_worker["classical"]),
+        "target": math.ceil(timing.TARGETS["sfd_images_per_s"]["value"] / per_worker["classical"]),
         "measured_sfd": math.ceil(steps["sfd"]["images_per_s"] / per_worker["classical"])}
     assert results["targets"]["iqa_over_clip_throughput"]["measured"] == fp32["batch_2"]["iqa_over_clip_throughput"]
     assert all(t["met"] is None for t in results["targets"].values())  # judged only at paper scale on a GPU
@@ -131,8 +133,8 @@ def test_small_run_writes_a_consistent_report(tmp_path, capsys):
 def test_compiled_iqa_modes_compile_the_tower_and_featd_and_leave_the_eager_modes_eager(monkeypatch):
     compiled = []
     monkeypatch.setattr(nn.Module, "compile", lambda self, mode=None: compiled.append((type(self).__name__, mode)))
-    config = bench.load_config(PARAMS, small=True, batch=None, compile_=False)
-    out = bench.bench_iqa(config, torch.device("cpu"), 1, (64, 64), 0, 1, None,
+    config = bench_steps.load_config(PARAMS, small=True, batch=None, compile_=False)
+    out = iqa.bench_iqa(config, torch.device("cpu"), 1, (64, 64), 0, 1, None,
                           ("fp32", "bf16_channels_last_cudagraphs", "channels_last"))
     assert compiled == [("CLIPEncoder", "reduce-overhead"), ("FeatD", "reduce-overhead")]
     assert list(out["modes"]) == ["fp32", "bf16_channels_last_cudagraphs", "channels_last"]
