@@ -2,14 +2,11 @@
 
 params.yaml holds the keys of both profiles at its top level and each profile's own sections under `quick:` and
 `paper:`, with no key in both places: `profile_section(params, "train_gan")` is `params[<profile>]["train_gan"]`.
-A stage sees only the keys it declares under `params:` in dvc.yaml (read through `dvc.api.params_show`), so a key
-it forgets to declare fails loudly instead of silently escaping `dvc exp run -S`. Values are checked before any
-work is done, and a bad one stops the stage with a message naming the key.
+Values are checked before any work is done; a bad one raises ParamError naming the key.
 """
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable
 
 PROFILES = ("quick", "paper")
 LOSS_WEIGHTS = ("lambda1", "lambda2", "lambda3", "lambda4", "image_gan_weight", "alpha1", "alpha2")
@@ -18,23 +15,6 @@ SCALE = 4  # the paper's task
 
 class ParamError(ValueError):
     """A missing or invalid value in params.yaml."""
-
-
-def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
-    """The params `stage` declares in dvc.yaml, checked to contain the dotted keys `reads(params)` and validated.
-
-    A bad or missing value exits at once with a one-line message naming the key.
-    """
-    import dvc.api  # imported here: it takes a second and only stages need it
-
-    params = dvc.api.params_show(stages=[stage])
-    try:
-        validate(params)
-        for key in reads(params):
-            lookup(params, key, stage)
-    except ParamError as e:
-        raise SystemExit(f"params.yaml: {e}") from None
-    return params
 
 
 def lookup(params: dict, key: str, where: str = "params.yaml"):

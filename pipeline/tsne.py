@@ -41,6 +41,10 @@ NETWORKS = {"image_d": "Vanilla D (after its 2nd BN layer)", "featd": "Feat-D (a
 PAPER_CATEGORIES = ("bear", "building", "cat", "dog", "grass", "mountain", "sky", "water")
 
 
+
+class TSNEError(ValueError):
+    """Images or settings the t-SNE figure cannot be made from."""
+
 def load_image_d(path: str | Path) -> VGGStyleDiscriminator:
     """The esrgan run's VGGStyleDiscriminator (eval mode), its num_feat and input_size read from the tensor shapes."""
     state, _ = load_state_dict(path)
@@ -68,7 +72,7 @@ def find_category(root: Path, name: str) -> Path:
     found = sorted(p for p in root.rglob("*") if p.is_dir() and p.name.lower() == name.lower())
     if len(found) != 1:
         folders = sorted({p.name for p in root.rglob("*") if p.is_dir()})
-        raise SystemExit(f"tsne: category {name!r} must be exactly one folder below {root}, found {len(found)} "
+        raise TSNEError(f"category {name!r} must be exactly one folder below {root}, found {len(found)} "
                          f"({', '.join(map(str, found)) or 'none'}); folders there: {', '.join(folders) or 'none'}")
     return found[0]
 
@@ -79,13 +83,13 @@ def image_classes(cfg: dict, rng: np.random.Generator) -> list[tuple[str, list[P
     if not cfg["categories"]:
         images = list_images(root)
         if len(images) < 2:
-            raise SystemExit(f"tsne: need at least 2 images in {root}, found {len(images)}")
+            raise TSNEError(f"need at least 2 images in {root}, found {len(images)}")
         return [(p.stem, [p]) for p in images]
     classes = []
     for name in cfg["categories"]:
         images = list_images(find_category(root, name), recursive=True)
         if len(images) < cfg["images_per_class"]:
-            raise SystemExit(f"tsne: category {name!r} has {len(images)} images, fewer than images_per_class "
+            raise TSNEError(f"category {name!r} has {len(images)} images, fewer than images_per_class "
                              f"({cfg['images_per_class']})")
         chosen = rng.choice(len(images), cfg["images_per_class"], replace=False)
         classes.append((name, [images[i] for i in sorted(chosen)]))
@@ -113,7 +117,7 @@ def pooled_features(crops: torch.Tensor, image_d: VGGStyleDiscriminator, encoder
 def embed(features: np.ndarray, perplexity: float, max_iter: int, seed: int) -> np.ndarray:
     """2-D t-SNE embedding (N x 2) of N feature vectors, deterministic for a seed."""
     if not 0 < perplexity < len(features):
-        raise SystemExit(f"tsne: perplexity ({perplexity}) must be below the number of points ({len(features)})")
+        raise TSNEError(f"perplexity ({perplexity}) must be below the number of points ({len(features)})")
     # exact gradients: for a few hundred points faster than Barnes-Hut here, and no approximation
     tsne = TSNE(n_components=2, perplexity=perplexity, max_iter=max_iter, init="pca", method="exact",
                 random_state=seed)

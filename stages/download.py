@@ -16,7 +16,8 @@ from pipeline.data.quick import build_quick_sets, quick_root
 from pipeline.data.registry import DATASET_GROUPS, WEIGHTS_GROUPS, entry_group, group_folder, load_registry
 from pipeline.fileio import write_json
 from pipeline.metrics.niqe_params import NIQE_MAT, write_niqe_mat
-from pipeline.params import profile_section, stage_params
+from pipeline.params import profile_section
+from stages import stage_params
 
 GROUPS = (*DATASET_GROUPS, *WEIGHTS_GROUPS)
 

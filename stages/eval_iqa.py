@@ -7,7 +7,8 @@ import sys
 os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 
 from pipeline.evaluate import evaluate_iqa
-from pipeline.params import profile_section, stage_params
+from pipeline.params import profile_section
+from stages import stage_params
 
 
 def reads(params: dict) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 from pipeline.checkpoint import CheckpointError
 from pipeline.evaluate import evaluate_sr
 from pipeline.run_table import run_tables
-from pipeline.params import profile_section, stage_params
+from pipeline.params import profile_section
+from stages import stage_params
 
 
 def reads(params: dict) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from pipeline.params import stage_params
+from stages import stage_params
 from pipeline.report.render import render_report
 
 OUT = Path("reports/paper_tables.html")

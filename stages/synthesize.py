@@ -6,7 +6,8 @@ import sys
 from pipeline.data.quick import quick_root
 from pipeline.data.registry import load_registry
 from pipeline.data.synthesize import OUT_ROOTS, synthesize
-from pipeline.params import profile_section, stage_params
+from pipeline.params import profile_section
+from stages import stage_params
 
 GROUPS = ("sr", "real_pairs", "iqa")
 

@@ -1,7 +1,8 @@
 """What the three training stages share: the keys a run reads, and training it with one-line errors."""
 from pipeline import runs
 from pipeline.checkpoint import CheckpointError
-from pipeline.params import ParamError, stage_params
+from pipeline.params import ParamError
+from stages import stage_params
 
 
 def reads_for(stage: str):

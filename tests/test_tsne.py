@@ -16,7 +16,7 @@ from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.checkpoint import save_state_dict
 from pipeline.fileio import write_image, write_json
 from pipeline.sfd_iqa import save_sfd_iqa
-from pipeline.tsne import embed, find_category, image_classes, load_image_d, random_crops, run_tsne, silhouette
+from pipeline.tsne import TSNEError, embed, find_category, image_classes, load_image_d, random_crops, run_tsne, silhouette
 
 COLOURS = [(220, 40, 40), (40, 200, 60), (30, 60, 220), (230, 230, 230)]
 
@@ -75,7 +75,7 @@ def test_embedding_is_deterministic_for_a_seed():
     first = embed(features, 10.0, 300, seed=3)
     assert first.shape == (len(features), 2)
     np.testing.assert_array_equal(first, embed(features, 10.0, 300, seed=3))
-    with pytest.raises(SystemExit, match="perplexity"):
+    with pytest.raises(TSNEError, match="perplexity"):
         embed(features, float(len(features)), 300, seed=3)
 
 
@@ -108,9 +108,9 @@ def test_categories_found_below_an_unknown_top_folder(tmp_path):
                             np.random.default_rng(0))
     assert [c for c, _ in classes] == ["bear", "sky"] and all(len(imgs) == 2 for _, imgs in classes)
     assert all(p.parent.name == c for c, imgs in classes for p in imgs)
-    with pytest.raises(SystemExit, match="'cat'.*found 0"):
+    with pytest.raises(TSNEError, match="'cat'.*found 0"):
         find_category(tmp_path, "cat")
-    with pytest.raises(SystemExit, match="fewer than images_per_class"):
+    with pytest.raises(TSNEError, match="fewer than images_per_class"):
         image_classes({"source": str(tmp_path), "categories": ["bear"], "images_per_class": 4},
                       np.random.default_rng(0))
 
