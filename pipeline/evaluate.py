@@ -3,14 +3,18 @@
 eval_sr: each model of a table super-resolves the LR images of that table's sets (`bicubic` is MATLAB's bicubic x4,
 our models are models/<name>/generator.safetensors, external checkpoints are listed in params) ->
 `data/results/<model>/<set>/<name>.png`, per-image metrics `reports/metrics/sr/<model>/<set>.csv`
-(image,psnr,ssim,lpips,dists,niqe) and their means in `reports/metrics/sr.json`.
+(image,psnr,ssim,lpips,dists,niqe), their means as records (below) in `reports/metrics/sr.csv`.
 
 eval_iqa: SFD-IQA (all four Table 4 variants from one pass per image) and the no-reference methods of Table 3 that
 pyiqa implements score every image of the IQA sets -> `reports/metrics/iqa/<method>/<set>.csv` (image,score,mos)
-and `reports/metrics/iqa.json`: PLCC/SRCC/KRCC per set, and per subset (Table 4) for the SFD-IQA variants.
+and records of PLCC/SRCC/KRCC per set (Table 3), and per subset (Table 4) for the SFD-IQA variants, in
+`reports/metrics/iqa.csv`.
 
-A number that cannot be computed honestly here (missing weights, an undefined correlation) is "n/a", and the JSON's
-"na" map gives the reason under the metric or method name (`<method> on <set>[/<subset>]` for a single cell).
+Records are long rows (table, set, subset, method, metric, value, reason): one number each, or an empty value and
+the reason it could not be computed honestly here (missing weights, an undefined correlation). Data only: what
+the numbers mean is the report's to say. `sr.json` / `iqa.json` hold the same numbers nested (results: set,
+method, metric; subsets: set, subset, method, metric) for `dvc metrics show` and `dvc exp show`, with the profile
+and the weights each method used.
 """
 from __future__ import annotations
 
@@ -54,32 +58,18 @@ BICUBIC = "bicubic"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # model names become folder names
 SR_COLUMNS = ("image", *SR_METRICS)
 IQA_COLUMNS = ("image", "score", "mos")
+# SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
 PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements
 IQA_LOWER_BETTER = ("niqe", "ilniqe")
-TABLE3_NOT_IN_PYIQA = ("QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA", "MDFS", "ContentSep", "RecycleD", "DualFormer")
 
-SR_NOTES = {
-    "psnr_ssim": "Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), uint8 images, "
-                 "crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
-    "lpips_dists": "pyiqa LPIPS (AlexNet, v0.1) and DISTS on RGB with the same crop; lower is better",
-    "niqe": "pyiqa NIQE on Y with BasicSR's pristine model (data/weights/eval/niqe_pris_params.mat), same crop; lower is "
-            "better",
-    "bicubic": "MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)",
-}
-IQA_NOTES = {
-    "correlation": "plain scipy pearsonr / spearmanr / kendalltau (tau-b), no logistic fit",
-    "lower_better": "niqe and ilniqe: lower is better, so their scores are negated before correlating and a positive "
-                    "coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
-    "subsets": "Table 4: the SFD-IQA variants (baseline = s_o, featd = s_o x mean Feat-D map, tgd = s_aver, "
-               "full = Eq. 10) per subset of scores.csv's `subset` column",
-    "table3_not_in_pyiqa": ", ".join(TABLE3_NOT_IN_PYIQA) + ": not implemented in pyiqa, so only the paper's values "
-                           "exist for them",
-}
+RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
+CORRELATIONS = ("plcc", "srcc", "krcc")
+BICUBIC_WEIGHTS = "no network: MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)"
 
 
 def _cell(value) -> str:
-    return value if value == NA else f"{value:.10g}"  # significant digits: SFD-IQA scores can be tiny
+    return value if value in (NA, "") or isinstance(value, str) else f"{value:.10g}"  # SFD-IQA scores can be tiny
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -88,6 +78,26 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     writer.writerow(columns)
     writer.writerows([row[columns[0]], *(_cell(row[c]) for c in columns[1:])] for row in rows)
     write_text(path, buf.getvalue())
+
+
+def record(table: str, set_name: str, subset: str, method: str, metric: str, value, reason: str | None) -> dict:
+    """One record; `value` NA (or None) makes it an n/a with its `reason`."""
+    if value in (NA, None):
+        return dict(zip(RECORD_COLUMNS, (table, set_name, subset, method, metric, "", reason or "no reason recorded")))
+    return dict(zip(RECORD_COLUMNS, (table, set_name, subset, method, metric, float(value), "")))
+
+
+def write_records(metrics_dir: Path, name: str, records: list[dict], profile: str, weights: dict) -> None:
+    """`<name>.csv` (the records) and `<name>.json` (their numbers nested, for DVC's metrics)."""
+    write_csv(metrics_dir / f"{name}.csv", RECORD_COLUMNS,  # values as repr: they read back as the same floats
+              [{**r, "value": repr(r["value"]) if r["value"] != "" else ""} for r in records])
+    nested: dict = {"results": {}, "subsets": {}}  # per set, and per subset of a set
+    for r in (r for r in records if r["value"] != ""):
+        node = nested["subsets"].setdefault(r["set"], {}).setdefault(r["subset"], {}) if r["subset"] else \
+            nested["results"].setdefault(r["set"], {})
+        node.setdefault(r["method"], {})[r["metric"]] = r["value"]
+    write_json(metrics_dir / f"{name}.json", {"profile": profile, "weights": weights, "results": nested["results"],
+                                              **({"subsets": nested["subsets"]} if nested["subsets"] else {})})
 
 
 def correlation_or_na(scores, mos, lower_better: bool, na: dict, where: str) -> dict[str, float] | str:
@@ -134,7 +144,7 @@ def load_upscaler(model: SRModel, scale: int, tile: int, overlap: int,
                   device: torch.device) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """(LR uint8 -> SR uint8, a description of the weights) for one model."""
     if model.weights is None:
-        return (lambda lr: bicubic_upscale(lr, scale)), "no network: " + SR_NOTES["bicubic"]
+        return (lambda lr: bicubic_upscale(lr, scale)), BICUBIC_WEIGHTS
     net, meta = read_generator(model.weights)
     net = net.to(device)
     if net.scale != scale:
@@ -181,7 +191,7 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
     models = sr_models(cfg, tables, models_dir)
     metrics = SRMetrics(scale, torch_home, niqe_params, device)
     summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
-               "table": table_of, "notes": SR_NOTES}
+               "table": table_of}
     upscalers = [load_upscaler(m, scale, cfg["tile"], cfg["tile_overlap"], device) for m in models]  # every
     for model, (upscale, weights) in zip(models, upscalers):  # checkpoint is checked before the work starts
         summary["weights"][model.name] = weights
@@ -197,8 +207,15 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
                 rows.append({"image": hr_path.name, **metrics(sr, read_image(hr_path))})
             write_csv(metrics_dir / "sr" / model.name / f"{set_name}.csv", SR_COLUMNS, rows)
             summary["results"][set_name][model.name] = set_means(rows, summary["na"])
-    write_json(metrics_dir / "sr.json", summary)
+    write_records(metrics_dir, "sr", sr_records(summary), profile, summary["weights"])
     return summary
+
+
+def sr_records(summary: dict) -> list[dict]:
+    """Every (set, model, metric) of an eval_sr summary as a record, an n/a with its metric's reason."""
+    return [record(summary["table"][set_name], set_name, "", model, metric, value, summary["na"].get(metric))
+            for set_name, by_model in summary["results"].items() for model, means in by_model.items()
+            for metric, value in means.items()]
 
 
 # ------------------------------------------------------------------------------------------------ eval_iqa --
@@ -246,7 +263,7 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
     """Run eval_iqa with the `eval_iqa` params of one profile; writes the outputs and returns iqa.json's content."""
     device = device or default_device()
     sets = {name: read_scores(iqa_dir / name / "scores.csv") for name in cfg["sets"]}
-    summary = {"profile": profile, "results": {}, "subsets": {}, "na": {}, "weights": {}, "notes": IQA_NOTES}
+    summary = {"profile": profile, "results": {}, "subsets": {}, "na": {}, "weights": {}}
     scorers = iqa_scorers(cfg, alpha1, alpha2, torch_home, niqe_params, device, summary)
     methods = [m for m in (*SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"]) if m not in summary["na"]]
     for set_name, rows in sets.items():
@@ -273,8 +290,24 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
             for subset in subsets:
                 index = [i for i, r in enumerate(rows) if r.subset == subset]
                 summary["subsets"][set_name][subset] = {
-                    variant: correlation_or_na([scores[method][i] for i in index], [mos[i] for i in index], False,
-                                               summary["na"], f"{method} on {set_name}/{subset}")
-                    for variant, method in SFD_IQA_METHODS.items()}
-    write_json(metrics_dir / "iqa.json", summary)
+                    method: correlation_or_na([scores[method][i] for i in index], [mos[i] for i in index], False,
+                                              summary["na"], f"{method} on {set_name}/{subset}")
+                    for method in SFD_IQA_METHODS.values()}
+    write_records(metrics_dir, "iqa", iqa_records(summary), profile, summary["weights"])
     return summary
+
+
+def iqa_records(summary: dict) -> list[dict]:
+    """Every correlation of an eval_iqa summary as a record: Table 3's per set, Table 4's per subset; an n/a with
+    the reason of its cell, else of its method."""
+    na = summary["na"]
+
+    def rows(table: str, set_name: str, subset: str, by_method: dict) -> list[dict]:
+        where = f"{set_name}/{subset}" if subset else set_name
+        return [record(table, set_name, subset, method, metric, NA if corr == NA else corr[metric],
+                       na.get(f"{method} on {where}") or na.get(method))
+                for method, corr in by_method.items() for metric in CORRELATIONS]
+
+    return [*(r for s, by_method in summary["results"].items() for r in rows("table3", s, "", by_method)),
+            *(r for s, by_subset in summary["subsets"].items() for subset, by_method in by_subset.items()
+              for r in rows("table4", s, subset, by_method))]

@@ -16,6 +16,7 @@ from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.synthesize import bicubic_down, to_tensor
 from pipeline.evaluate import (
+    RECORD_COLUMNS,
     SFD_IQA_METHODS,
     bicubic_upscale,
     evaluate_iqa,
@@ -119,24 +120,26 @@ def test_sr_csv_format_and_values(sr_run):
         assert 0 < float(row["ssim"]) < 1 and float(row["niqe"]) > 0
 
 
-def test_sr_json_format(sr_run):
-    root, _, summary = sr_run
+def test_sr_records_and_json_format(sr_run):
+    """sr.csv: one record per (set, model, metric), n/a with its reason; sr.json: the numbers nested, for DVC."""
+    root = sr_run[0]
+    columns, records = read_csv(root / "metrics" / "sr.csv")
+    assert tuple(columns) == RECORD_COLUMNS
+    assert {(r["table"], r["set"], r["method"]) for r in records} == {
+        ("table1", "cls", m) for m in ("bicubic", "psnr", "ESRGAN-public")} | {
+        ("table2", "rw", m) for m in ("bicubic", "real")}
     data = strict_json(root / "metrics" / "sr.json")
-    assert data == json.loads(json.dumps(summary))
-    assert set(data) == {"profile", "results", "na", "weights", "table", "notes"}
-    assert data["profile"] == "quick"
-    assert data["table"] == {"cls": "table1", "rw": "table2"}
-    assert {s: set(m) for s, m in data["results"].items()} == {"cls": {"bicubic", "psnr", "ESRGAN-public"},
-                                                               "rw": {"bicubic", "real"}}
-    assert set(data["na"]) == {"lpips", "dists"}
-    assert data["na"]["lpips"].startswith("weights not available: ") and "LPIPS_v0.1_alex" in data["na"]["lpips"]
-    for set_name, by_model in data["results"].items():
-        for model, values in by_model.items():
-            assert set(values) == {"psnr", "ssim", "lpips", "dists", "niqe"}
-            assert values["lpips"] == NA and values["dists"] == NA
-            _, rows = read_csv(root / "metrics" / "sr" / model / f"{set_name}.csv")
-            for metric in ("psnr", "ssim", "niqe"):
-                assert values[metric] == pytest.approx(np.mean([float(r[metric]) for r in rows]), abs=1e-5)
+    assert set(data) == {"profile", "results", "weights"} and data["profile"] == "quick"
+    for r in records:
+        assert r["subset"] == ""
+        if r["metric"] in ("lpips", "dists"):
+            assert r["value"] == "" and r["reason"].startswith("weights not available: ")
+            assert r["metric"] not in data["results"][r["set"]][r["method"]]
+            continue
+        _, rows = read_csv(root / "metrics" / "sr" / r["method"] / f"{r['set']}.csv")
+        assert float(r["value"]) == pytest.approx(np.mean([float(x[r["metric"]]) for x in rows]), abs=1e-5)
+        assert r["reason"] == "" and data["results"][r["set"]][r["method"]][r["metric"]] == float(r["value"])
+    assert "LPIPS_v0.1_alex" in next(r["reason"] for r in records if r["metric"] == "lpips")
     assert set(data["weights"]) == {"bicubic", "psnr", "real", "ESRGAN-public"}
     assert "trained by pretrain_psnr" in data["weights"]["psnr"]
     assert "random (seed 0)" in data["weights"]["real"]
@@ -223,14 +226,18 @@ def test_iqa_csvs_hold_the_scores(iqa_run):
     assert all(float(r["score"]) > 0 for r in niqe_rows)  # raw NIQE, not negated
 
 
-def test_iqa_json_format_and_correlations(iqa_run):
+def test_iqa_records_json_and_correlations(iqa_run):
     root, _, _, summary = iqa_run
+    columns, records = read_csv(root / "metrics" / "iqa.csv")
+    assert tuple(columns) == RECORD_COLUMNS
+    table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
+    assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
+                                      "clipiqa"}
     data = strict_json(root / "metrics" / "iqa.json")
-    assert data == json.loads(json.dumps(summary))
-    assert set(data) == {"profile", "results", "subsets", "na", "weights", "notes"}
-    results = data["results"]["dist"]
-    assert set(results) == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
-                            "clipiqa"}
+    assert set(data) == {"profile", "results", "subsets", "weights"}
+    assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
+        data["results"]["dist"]["sfd_iqa"]
+    results = summary["results"]["dist"]
     for method in ("sfd_iqa", "niqe"):
         _, rows = read_csv(root / "metrics" / "iqa" / method / "dist.csv")
         scores, mos = [float(r["score"]) for r in rows], [float(r["mos"]) for r in rows]
@@ -240,9 +247,11 @@ def test_iqa_json_format_and_correlations(iqa_run):
     negated = correlations([-float(r["score"]) for r in rows], [float(r["mos"]) for r in rows])
     assert results["niqe"]["srcc"] == pytest.approx(negated["srcc"], abs=1e-6)
     assert results["ilniqe"] == NA and results["clipiqa"] == NA
-    assert data["na"]["ilniqe"] == (f"weights not available: {root / 'torch' / 'hub/pyiqa/ILNIQE_templateModel.mat'}"
-                                    f" (run the paper profile's download stage online)")
-    assert "hub/clip/RN50.pt" in data["na"]["clipiqa"]
+    assert "ilniqe" not in data["results"]["dist"] and table3[("ilniqe", "plcc")]["value"] == ""
+    assert table3[("ilniqe", "srcc")]["reason"] == (
+        f"weights not available: {root / 'torch' / 'hub/pyiqa/ILNIQE_templateModel.mat'}"
+        f" (run the paper profile's download stage online)")
+    assert "hub/clip/RN50.pt" in table3[("clipiqa", "krcc")]["reason"]
     assert set(data["weights"]) == {*SFD_IQA_METHODS.values(), "niqe"}
     assert "clip_tiny" in data["weights"]["sfd_iqa"] and "random" in data["weights"]["sfd_iqa"]
 
@@ -253,12 +262,14 @@ def test_table4_subsets(iqa_run):
     assert set(subsets) == {"blur", "noise", "flat"}
     _, rows = read_csv(root / "metrics" / "iqa" / "sfd_iqa_featd" / "dist.csv")
     blur = [r for r in rows if r["image"].startswith("blur/")]
-    for variant in ("baseline", "featd", "tgd", "full"):
-        assert set(subsets["blur"][variant]) == {"plcc", "srcc", "krcc"}
-        assert subsets["flat"][variant] == NA
-    assert subsets["blur"]["featd"] == pytest.approx(
+    for method in SFD_IQA_METHODS.values():
+        assert set(subsets["blur"][method]) == {"plcc", "srcc", "krcc"}
+        assert subsets["flat"][method] == NA
+    assert subsets["blur"]["sfd_iqa_featd"] == pytest.approx(
         correlations([float(r["score"]) for r in blur], [float(r["mos"]) for r in blur]), abs=1e-4)
-    assert summary["na"]["sfd_iqa on dist/flat"] == "correlation undefined: the MOS is constant"
+    _, records = read_csv(root / "metrics" / "iqa.csv")
+    flat = [r for r in records if (r["table"], r["subset"], r["method"]) == ("table4", "flat", "sfd_iqa")]
+    assert len(flat) == 3 and {r["reason"] for r in flat} == {"correlation undefined: the MOS is constant"}
 
 
 def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):

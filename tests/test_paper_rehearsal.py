@@ -9,6 +9,7 @@ stand-ins, as a user pins the ones the first run prints; nothing in the pipeline
 The first run lacks DRealSR: it must stop only download@real_pairs and what depends on it, and say which folder
 to fill; once DRealSR is placed, the second run must do exactly that remaining work.
 """
+import csv
 import functools
 import http.server
 import re
@@ -128,4 +129,6 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     assert isinstance(sr["results"]["DRealSR"]["real"]["psnr"], float)
     iqa = yaml.safe_load((project / "reports/metrics/iqa.json").read_text())
     assert {"PIPAL", "KonIQ-10k", "Ma", "LIVE-itW"} <= set(iqa["results"])
-    assert "sha256" in iqa["na"]["clipiqa"]
+    with open(project / "reports/metrics/iqa.csv", newline="") as f:
+        clipiqa = [r for r in csv.DictReader(f) if r["method"] == "clipiqa"]
+    assert clipiqa and all(r["value"] == "" and "sha256" in r["reason"] for r in clipiqa)

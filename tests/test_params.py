@@ -83,7 +83,8 @@ def test_a_new_run_is_one_entry_of_the_run_table(tmp_path):
     from dvc.repo import Repo
 
     from pipeline.report.figures import ablation_models
-    from pipeline.report.tables import build_tables, read_paper
+    from pipeline.evaluate import sr_records
+    from pipeline.report.tables import Records, build_tables, read_paper
     from pipeline.run_table import run_tables
     from stages.train_gan import reads
 
@@ -107,11 +108,11 @@ def test_a_new_run_is_one_entry_of_the_run_table(tmp_path):
                                                     "swinir_esrgan", "swinir_sfd"]
     assert ablation_models(params["runs"]) == ["bicubic", "psnr", "esrgan", "featd", "tgd", "sfd", "sfd_l4"]
 
-    sr = {"profile": "quick", "table": {"quick_test": "table1"}, "na": {},
-          "results": {"quick_test": {m: {"psnr": 20.0 + i, "ssim": 0.5, "lpips": 0.3 - i / 100, "dists": 0.2,
-                                         "niqe": 5.0} for i, m in enumerate(["bicubic", "psnr", "sfd", "sfd_l4"])}}}
-    table1 = build_tables(read_paper(ROOT / "reports" / "paper"), sr, None,
-                          params["runs"])[0]
+    summary = {"table": {"quick_test": "table1"}, "na": {},
+               "results": {"quick_test": {m: {"psnr": 20.0 + i, "ssim": 0.5} for i, m in
+                                          enumerate(["bicubic", "psnr", "sfd", "sfd_l4"])}}}
+    records = Records([{**r, "value": r["value"] or None} for r in sr_records(summary)], "quick")
+    table1 = build_tables(read_paper(ROOT / "reports" / "paper"), records, None, params["runs"])[0]
     column = [c.label for c in table1.columns].index("SFD, lambda4 0.05")
     psnr_row = next(r for r in table1.rows if r.labels == ("quick_test", "PSNR"))
     assert psnr_row.cells[column].ours == 23.0

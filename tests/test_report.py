@@ -13,8 +13,9 @@ import yaml
 from PIL import Image
 
 from pipeline.report.choices import CHOICES, choices_table, resolve
-from pipeline.report.render import flatten, git_revision, render_report, stage_notes
-from pipeline.report.tables import Cell, build_tables, mark_best, read_paper
+from pipeline.evaluate import iqa_records, sr_records, write_records
+from pipeline.report.render import flatten, git_revision, render_report
+from pipeline.report.tables import Cell, build_tables, mark_best, read_paper, read_records
 from stages.report import reads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,9 @@ def _corr(p):
 
 
 def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
-    """Metrics in the eval/tsne stages' formats under `root`: reports/metrics/{sr,iqa,tsne}.json with per-image
-    CSVs, reports/figures/tsne.png, models/<run>/weights.json. Returns the params of a quick run."""
+    """Metrics in the eval/tsne stages' formats under `root`, written by the eval stages' own writer from summaries
+    as theirs: reports/metrics/{sr,iqa}.{csv,json} and tsne.json with per-image CSVs, reports/figures/tsne.png,
+    models/<run>/weights.json. Returns the params of a quick run."""
     metrics, rng = root / "reports" / "metrics", np.random.default_rng(0)
     quick = {m: _sr_entry(24.0 + i, 0.6 + i / 100, "n/a", 7.0 - i / 2)
              for i, m in enumerate(("bicubic", "psnr", "esrgan", "featd", "tgd", "sfd"))}
@@ -58,12 +60,12 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
     iqa = {"profile": "quick",
            "results": {"quick_distortions": {"sfd_iqa": _corr(0.6), "niqe": _corr(0.7), "clipiqa": "n/a",
                                              "sfd_iqa_baseline": _corr(0.3)}},
-           "subsets": {"quick_distortions": {"jpeg": {"baseline": _corr(0.2), "featd": _corr(0.4),
-                                                      "tgd": _corr(0.3), "full": _corr(0.5)}},
-                       "KonIQ-10k": {"train": {"baseline": _corr(0.69), "featd": "n/a", "full": _corr(0.76)}}},
+           "subsets": {"quick_distortions": {"jpeg": {"sfd_iqa_baseline": _corr(0.2), "sfd_iqa_featd": _corr(0.4),
+                                                      "sfd_iqa_tgd": _corr(0.3), "sfd_iqa": _corr(0.5)}},
+                       "KonIQ-10k": {"train": {"sfd_iqa_baseline": _corr(0.69), "sfd_iqa_featd": "n/a",
+                                               "sfd_iqa": _corr(0.76)}}},
            "na": {"clipiqa": CLIPIQA_REASON, "sfd_iqa_featd on KonIQ-10k/train": "fewer than 3 scores"},
-           "weights": {"sfd_iqa": "models/real/sfd_iqa.safetensors, CLIP random (seed 0)"},
-           "notes": "NIQE and IL-NIQE are correlated negated, so positive means agreement."}
+           "weights": {"sfd_iqa": "models/real/sfd_iqa.safetensors, CLIP random (seed 0)"}}
     for method in ("sfd_iqa", "niqe", "sfd_iqa_baseline"):
         mos = np.repeat(np.arange(5, 0, -1.0), len(images))
         rows = [{"image": f"{n}_jpeg_{k}.png", "score": round(float(m + rng.normal(0, 1.0)), 4), "mos": m}
@@ -71,8 +73,9 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
         _write_csv(metrics / "iqa" / method / "quick_distortions.csv", ["image", "score", "mos"], rows)
     tsne = {"profile": "quick", "silhouette": {"image_d": 0.05, "featd": 0.31}, "n_points": 48, "n_classes": 4,
             "weights": {"featd": "models/sfd/sfd_iqa.safetensors"}, "source": "esrgan image_d vs sfd Feat-D"}
-    for name, data in (("sr", sr), ("iqa", iqa), ("tsne", tsne)):
-        (metrics / f"{name}.json").write_text(json.dumps(data))
+    write_records(metrics, "sr", sr_records(sr), "quick", sr["weights"])
+    write_records(metrics, "iqa", iqa_records(iqa), "quick", iqa["weights"])
+    (metrics / "tsne.json").write_text(json.dumps(tsne))
     (metrics / "downloads").mkdir()  # the download stages' manifests (stages/download.py)
     (metrics / "downloads" / "weights.json").write_text(json.dumps({"profile": "quick", "group": "weights", "entries": {
         "vgg19": {"kind": "weights", "target": "data/weights/torch/hub/checkpoints/vgg19-dcbb9e9d.pth",
@@ -141,7 +144,7 @@ def page(tmp_path_factory):
 
 def _fixture_tables(tmp_path):
     write_fixture(tmp_path)
-    sr, iqa = (json.loads((tmp_path / "reports" / "metrics" / f"{n}.json").read_text()) for n in ("sr", "iqa"))
+    sr, iqa = (read_records(tmp_path / "reports" / "metrics" / f"{n}.csv", "quick") for n in ("sr", "iqa"))
     return {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), sr, iqa, RUNS)}
 
 
@@ -238,7 +241,7 @@ def test_counterparts_and_ours_only_lines(tmp_path):
     konIQ = _row(t4, "PLCC", "KonIQ-10k. Train")
     assert [c.ours for c in konIQ.cells] == [0.69, None, None, 0.76] and konIQ.cells[3].paper == 0.7581
     assert konIQ.cells[1].reason == "fewer than 3 scores"
-    assert konIQ.cells[2].reason == "not evaluated: w/ TG-D on KonIQ-10k/train"
+    assert konIQ.cells[2].reason == "not evaluated: sfd_iqa_tgd on KonIQ-10k/train"
     jpeg = _row(t4, "SRCC", "quick_distortions. jpeg")
     assert jpeg.ours_only and [c.rank for c in jpeg.cells] == [None, 2, None, 1]
     assert _row(t4, "KRCC", "PIPAL. Trad.SR").ours_only  # the paper's Table 4 has no KRCC
@@ -249,8 +252,8 @@ def test_missing_metrics_files_give_na_everywhere(tmp_path):
     out = render_report(tmp_path / "r.html", params, metrics_dir=tmp_path / "none", figures_dir=tmp_path / "none",
                         paper_dir=ROOT / "reports" / "paper", models_dir=tmp_path / "none", repo=tmp_path)
     html = out.read_text()
-    assert "reports/metrics/sr.json not found (run the eval_sr stage)" in html
-    assert "reports/metrics/iqa.json not found (run the eval_iqa stage)" in html
+    assert "reports/metrics/sr.csv not found (run the eval_sr stage)" in html
+    assert "reports/metrics/iqa.csv not found (run the eval_iqa stage)" in html
     assert "tsne.png not found (run the tsne stage)" in html
     tables = build_tables(read_paper(ROOT / "reports" / "paper"), None, None, RUNS)
     assert all(c.ours is None and c.reason for t in tables for r in t.rows for c in r.cells)
@@ -274,10 +277,8 @@ def test_report_stage_declares_every_shared_param_and_the_active_profiles_sectio
     assert set(reads(params)) == set(params) - {"paper"}
 
 
-def test_flatten_notes_and_git_revision(tmp_path):
+def test_flatten_and_git_revision(tmp_path):
     assert flatten({"a": 1, "b": {"c": [1, 2], "d": {"e": "x"}}}) == [("a", "1"), ("b.c", "[1, 2]"), ("b.d.e", "x")]
-    assert stage_notes("eval_iqa", {"notes": {"correlation": "plain scipy"}}) == ["eval_iqa: correlation: plain scipy"]
-    assert stage_notes("tsne", {"notes": "one"}) == ["tsne: one"] and stage_notes("tsne", None) == []
     assert git_revision(tmp_path) == "unknown"
     rev = git_revision(ROOT)
     assert rev != "unknown" and len(rev.split("+")[0]) >= 7

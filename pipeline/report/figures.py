@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OTHER_LABELS, assign_columns
+from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OTHER_LABELS, Records, assign_columns
 from pipeline.run_table import evaluated_runs, labels as run_labels
 
 REFERENCE_BENCHMARK = "DIV2K100"  # the paper's ablation set, also our reference panel for Fig. 1
@@ -78,11 +78,11 @@ def _scatter_paper(ax, paper_rows: list[dict], benchmark: str) -> None:
                         color="0.4")
 
 
-def perception_distortion(sr: dict | None, paper_t1: list[dict], labels: dict[str, str]) -> ReportFigure:
+def perception_distortion(sr: Records | None, paper_t1: list[dict], labels: dict[str, str]) -> ReportFigure:
     """Fig. 1: each Table 1 set of ours on the PSNR-LPIPS plane (PSNR-NIQE where our LPIPS is n/a); the paper's
     methods as hollow grey diamonds on LPIPS panels of its benchmarks, with DIV2K100 always shown."""
-    results = (sr or {}).get("results", {})
-    sets = [s for s, t in (sr or {}).get("table", {}).items() if t == "table1" and s in results]
+    results = sr.values("table1") if sr else {}
+    sets = list(results)
     panels = sets + ([REFERENCE_BENCHMARK] if REFERENCE_BENCHMARK not in sets else [])
     fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     niqe_panels = []
@@ -104,8 +104,8 @@ def perception_distortion(sr: dict | None, paper_t1: list[dict], labels: dict[st
                      "(no-reference, lower is better); the paper's Table 1 has no NIQE, so its methods are not drawn "
                      "there.")
     if not sets:
-        notes.append("No Table 1 results of ours: " + ("reports/metrics/sr.json not found." if sr is None
-                                                       else "sr.json has no set for table1."))
+        notes.append("No Table 1 results of ours: " + ("reports/metrics/sr.csv not found." if sr is None
+                                                       else "sr.csv has no set for table1."))
     caption = ("Filled dots: our models; hollow grey diamonds: the paper's Table 1 values on that benchmark (the "
                "paper's Fig. 1 also sizes its points by DISTS). Lower right is better.")
     return ReportFigure("fig1", "Fig. 1. Perception-distortion trade-off (Table 1)", caption, figure_uri(fig),
@@ -135,14 +135,14 @@ def _bars(ax, rel: dict[str, dict[str, float]], colours: dict[str, tuple]) -> No
     ax.grid(axis="y", alpha=0.3)
 
 
-def relative_plcc(iqa: dict | None, paper_t3: list[dict]) -> ReportFigure:
+def relative_plcc(iqa: Records | None, paper_t3: list[dict]) -> ReportFigure:
     """Fig. 2: PLCC relative to the best method per dataset, the paper's Table 3 beside ours."""
     paper: dict[str, dict[str, float]] = {}
     for r in paper_t3:
         if r["metric"] == "PLCC" and r["value"] is not None:
             paper.setdefault(r["dataset"], {})[r["method"]] = r["value"]
     ours: dict[str, dict[str, float]] = {}
-    results = (iqa or {}).get("results", {})
+    results = iqa.values("table3") if iqa else {}
     methods = list(dict.fromkeys(m for by_m in results.values() for m in by_m))
     names = assign_columns(methods, [r["method"] for r in paper_t3], IQA_COUNTERPARTS)
     for dataset, by_method in results.items():
@@ -167,7 +167,7 @@ def relative_plcc(iqa: dict | None, paper_t3: list[dict]) -> ReportFigure:
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=8, fontsize=8, frameon=False)
     caption = ("PLCC of each method divided by the largest |PLCC| among the methods shown on that dataset, so the "
                "best method reaches 1. NIQE-like scores are correlated negated (see the IQA notes).")
-    note = "" if iqa else "reports/metrics/iqa.json not found (run the eval_iqa stage): only the paper's bars."
+    note = "" if iqa else "reports/metrics/iqa.csv not found (run the eval_iqa stage): only the paper's bars."
     return ReportFigure("fig2", "Fig. 2. Relative PLCC of OU NR-IQA methods (Table 3)", caption, figure_uri(fig),
                         note)
 
@@ -178,13 +178,13 @@ def ablation_models(runs: dict) -> list[str]:
                          if entry["backbone"] == "rrdbnet" and "table1" in (entry.get("columns") or {}))]
 
 
-def ablation(sr: dict | None, models: list[str], labels: dict[str, str]) -> ReportFigure:
+def ablation(sr: Records | None, models: list[str], labels: dict[str, str]) -> ReportFigure:
     """Fig. 8: `models` (bicubic, the PSNR model and the GAN variants) on the PSNR-LPIPS (else PSNR-NIQE) plane."""
     title = "Fig. 8. Effects of Feat-D and TG-D on perceptual SR"
-    results = (sr or {}).get("results", {})
-    sets = [s for s, t in (sr or {}).get("table", {}).items() if t == "table1" and s in results]
+    results = sr.values("table1") if sr else {}
+    sets = list(results)
     if not sets:
-        why = "reports/metrics/sr.json not found" if sr is None else "sr.json has no Table 1 set"
+        why = "reports/metrics/sr.csv not found" if sr is None else "sr.csv has no Table 1 set"
         return ReportFigure("fig8", title, "", None, f"{why} (run the eval_sr stage).")
     name = REFERENCE_BENCHMARK if REFERENCE_BENCHMARK in sets else sets[0]
     points = {m: results[name][m] for m in models if m in results[name]}
@@ -227,7 +227,7 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
     return ReportFigure("fig9", title, caption, png_uri(Path(png).read_bytes()))
 
 
-def build_figures(sr: dict | None, iqa: dict | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
+def build_figures(sr: Records | None, iqa: Records | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
                   tsne_png: Path, runs: dict) -> list[ReportFigure]:
     """Figs. 1, 2, 8, 9; `runs` is params.yaml's run table (our runs' labels and Fig. 8's points)."""
     labels = {**OTHER_LABELS, **run_labels(runs)}

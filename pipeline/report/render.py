@@ -18,10 +18,27 @@ import jinja2
 from pipeline.fileio import write_text
 from pipeline.report.choices import choices_table
 from pipeline.report.figures import build_figures
-from pipeline.report.tables import build_tables, fmt, read_paper
+from pipeline.report.tables import Records, build_tables, fmt, read_paper, read_records
 
 TEMPLATE = "template.html.j2"
 TABLE_OF_SET = {"table1": "Table 1, classical SR", "table2": "Table 2, real-world SR"}
+TABLE3_NOT_IN_PYIQA = ("QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA", "MDFS", "ContentSep", "RecycleD", "DualFormer")
+# How the eval stages compute their numbers (pipeline/evaluate.py, pipeline/metrics/).
+PROTOCOL_NOTES = (
+    "eval_sr: PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), "
+    "uint8 images, crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
+    "eval_sr: pyiqa LPIPS (AlexNet, v0.1) and DISTS on RGB with the same crop; lower is better",
+    "eval_sr: pyiqa NIQE on Y with BasicSR's pristine model (data/weights/eval/niqe_pris_params.mat), same crop; "
+    "lower is better",
+    "eval_sr: bicubic is MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)",
+    "eval_iqa: plain scipy pearsonr / spearmanr / kendalltau (tau-b), no logistic fit",
+    "eval_iqa: niqe and ilniqe: lower is better, so their scores are negated before correlating and a positive "
+    "coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
+    "eval_iqa: Table 4: the SFD-IQA variants (sfd_iqa_baseline = s_o, sfd_iqa_featd = s_o x mean Feat-D map, "
+    "sfd_iqa_tgd = s_aver, sfd_iqa = Eq. 10) per subset of scores.csv's `subset` column",
+    "eval_iqa: " + ", ".join(TABLE3_NOT_IN_PYIQA) + ": not implemented in pyiqa, so only the paper's values exist "
+    "for them",
+)
 
 
 def load_json(path: Path) -> dict | None:
@@ -92,16 +109,6 @@ def download_rows(downloads_dir: Path) -> list[dict]:
     return rows
 
 
-def stage_notes(stage: str, data: dict | None) -> list[str]:
-    """The `notes` of a metrics file (a string, a list or a map) as lines naming the stage."""
-    notes = (data or {}).get("notes") or []
-    if isinstance(notes, str):
-        notes = [notes]
-    elif isinstance(notes, dict):
-        notes = [f"{k}: {v}" for k, v in notes.items()]
-    return [f"{stage}: {n}" for n in notes]
-
-
 def _count_rows(path: Path) -> int | None:
     if not path.is_file():
         return None
@@ -109,16 +116,16 @@ def _count_rows(path: Path) -> int | None:
         return sum(1 for _ in csv.DictReader(f))
 
 
-def dataset_rows(metrics_dir: Path, sr: dict | None, iqa: dict | None, tsne: dict | None) -> list[dict]:
-    """[{name, use, images}] of every set the metrics files cover; `images` from their per-image CSVs."""
+def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsne: dict | None) -> list[dict]:
+    """[{name, use, images}] of every set the records cover; `images` from their per-image CSVs."""
     rows = []
-    for name, table in (sr or {}).get("table", {}).items():
-        models = list(sr.get("results", {}).get(name) or {})
-        count = next((n for m in models if (n := _count_rows(metrics_dir / "sr" / m / f"{name}.csv"))), None)
-        rows.append({"name": name, "use": TABLE_OF_SET.get(table, table), "images": count})
-    for name, methods in (iqa or {}).get("results", {}).items():
+    for table in TABLE_OF_SET:
+        for name, by_model in (sr.values(table) if sr else {}).items():
+            count = next((n for m in by_model if (n := _count_rows(metrics_dir / "sr" / m / f"{name}.csv"))), None)
+            rows.append({"name": name, "use": TABLE_OF_SET[table], "images": count})
+    for name, methods in (iqa.values("table3") if iqa else {}).items():
         count = next((n for m in methods if (n := _count_rows(metrics_dir / "iqa" / m / f"{name}.csv"))), None)
-        subsets = ", ".join(iqa.get("subsets", {}).get(name) or {})
+        subsets = ", ".join(s for d, s in iqa.subsets("table4") if d == name)
         rows.append({"name": name, "use": "Table 3, IQA" + (f"; Table 4 sub-types: {subsets}" if subsets else ""),
                      "images": count})
     if tsne:
@@ -134,11 +141,14 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
     metrics = {"eval_sr": sr, "eval_iqa": iqa, "tsne": tsne}
     paper = read_paper(paper_dir)
     profile = params.get("profile", "unknown")
+    sr_records, iqa_records = (read_records(metrics_dir / f"{n}.csv", (d or {}).get("profile", "?"))
+                               for n, d in (("sr", sr), ("iqa", iqa)))
     weights = weights_rows(models_dir, metrics)
     downloads = download_rows(metrics_dir / "downloads")
     stale = [f"{stage} ran with profile {data['profile']!r}" for stage, data in metrics.items()
              if data and data.get("profile") not in (None, profile)]
-    missing = [f"reports/metrics/{n}.json" for n, d in (("sr", sr), ("iqa", iqa), ("tsne", tsne)) if d is None]
+    missing = [f"reports/metrics/{n}" for n, d in (("sr.csv", sr_records), ("iqa.csv", iqa_records),
+                                                     ("tsne.json", tsne)) if d is None]
     return {
         "profile": profile,
         "revision": git_revision(repo),
@@ -147,12 +157,13 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "random_weights": [w["network"] for w in weights if w["random"]],
         "random_files": [f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
         "downloads": downloads,
-        "datasets": dataset_rows(metrics_dir, sr, iqa, tsne),
+        "datasets": dataset_rows(metrics_dir, sr_records, iqa_records, tsne),
         "stale": stale,
         "missing": missing,
-        "notes": [n for stage, data in metrics.items() for n in stage_notes(stage, data)],
-        "tables": build_tables(paper, sr, iqa, params.get("runs", {})),
-        "figures": build_figures(sr, iqa, tsne, paper, Path(figures_dir) / "tsne.png", params.get("runs", {})),
+        "notes": list(PROTOCOL_NOTES),
+        "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {})),
+        "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir) / "tsne.png",
+                                 params.get("runs", {})),
         "choices": choices_table(params, profile),
         "params": flatten(params),
     }

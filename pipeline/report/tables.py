@@ -1,8 +1,9 @@
 """The paper's Tables 1-5 beside ours: rows and columns as the paper prints them, each cell holding our value,
 the paper's value and their difference.
 
-Our metrics come from the eval stages' JSON files (`reports/metrics/sr.json`, `iqa.json`, formats in the README);
-the paper's from its tables as long CSVs (`reports/paper/table*.csv`, one number a row, `-` cells empty). A model or
+Our metrics come from the eval stages' records (`reports/metrics/sr.csv`, `iqa.csv`: one number, or an n/a and its
+reason, a row), the paper's from its tables as long CSVs (`reports/paper/table*.csv`, one number a row, `-` cells
+empty): each table is a pivot of both. A model or
 method of ours fills the paper's column (or row) of its counterpart; ours without a counterpart (bicubic, the PSNR
 model, the ablation variants, quick-profile sets) are added after the paper's, marked "ours only". Every cell we
 could not fill says why. The best and second-best of our values are marked along each metric's line (a row where
@@ -39,13 +40,13 @@ IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-N
 # Labels of what is ours besides the trained runs (whose labels are in the run table).
 OTHER_LABELS = {"bicubic": "Bicubic", "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
                 "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
-# Table 4's variants as the eval stage names them (with or without the `sfd_iqa_` prefix) -> the paper's column.
-VARIANT_COLUMNS = {"baseline": "Baseline", "featd": "w/ Feat-D", "tgd": "w/ TG-D", "full": "SFD-IQA"}
+# Table 4: the SFD-IQA variant each method is -> the paper's column.
+TABLE4_COLUMNS = {"sfd_iqa_baseline": "Baseline", "sfd_iqa_featd": "w/ Feat-D", "sfd_iqa_tgd": "w/ TG-D",
+                  "sfd_iqa": "SFD-IQA"}
 
 NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not train (evaluate its public "
                      "checkpoint by listing it under eval_sr.external, named after this column with '-public')")
 NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
-NO_REASON = "n/a in the metrics file, which gives no reason"
 TABLE5_REASON = ("not computed: this pipeline trains and evaluates x4 SR and IQA only; NAFNet deraining "
                  "(Rain100L) and deblurring (GoPro) are outside its scope")
 
@@ -62,6 +63,53 @@ class Cell:
     @property
     def diff(self) -> float | None:
         return None if self.ours is None or self.paper is None else self.ours - self.paper
+
+
+@dataclass
+class Records:
+    """An eval stage's records (reports/metrics/sr.csv or iqa.csv) and the profile they were made in."""
+    rows: list[dict]
+    profile: str
+
+    def __post_init__(self):
+        self.index = {(r["set"], r["subset"], r["method"], r["metric"]): r for r in self.rows}
+
+    def sets(self, table: str) -> list[str]:
+        return _unique(r["set"] for r in self.rows if r["table"] == table)
+
+    def subsets(self, table: str) -> list[tuple[str, str]]:
+        return _unique((r["set"], r["subset"]) for r in self.rows if r["table"] == table)
+
+    def methods(self, table: str) -> list[str]:
+        return _unique(r["method"] for r in self.rows if r["table"] == table)
+
+    def metrics(self, table: str) -> list[str]:
+        return _unique(r["metric"] for r in self.rows if r["table"] == table)
+
+    def cell(self, set_name: str, subset: str, method: str, metric: str) -> tuple[float | None, str | None]:
+        """(our value, None) or (None, why there is none)."""
+        r = self.index.get((set_name, subset, method, metric))
+        if r is None:
+            where = f"{set_name}/{subset}" if subset else set_name
+            return None, f"not evaluated: {method} on {where}"
+        return (r["value"], None) if r["value"] is not None else (None, r["reason"])
+
+    def values(self, table: str) -> dict[str, dict[str, dict[str, float | None]]]:
+        """{set: {method: {metric: value or None}}} of a table's records, for the figures."""
+        out: dict = {}
+        for r in (r for r in self.rows if r["table"] == table and not r["subset"]):
+            out.setdefault(r["set"], {}).setdefault(r["method"], {})[r["metric"]] = r["value"]
+        return out
+
+
+def read_records(path: Path, profile: str) -> Records | None:
+    """The records of an eval stage's CSV, values as floats (None where n/a); None if the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = [{**r, "value": float(r["value"]) if r["value"] else None} for r in csv.DictReader(f)]
+    return Records(rows, profile)
 
 
 @dataclass
@@ -155,42 +203,20 @@ def assign_columns(ours: list[str], paper: list[str], fixed: dict[str, str]) -> 
     return taken
 
 
-def _ours_value(entry, metric: str, na: dict, method: str, where: str) -> tuple[float | None, str | None]:
-    """`metric` of `method` on `where` from an eval JSON entry ({metric: value} or "n/a"), or None and the reason."""
-    if entry is None:
-        return None, f"not evaluated: {method} on {where}"
-    if entry == "n/a":
-        return None, na.get(f"{method} on {where}") or na.get(method) or NO_REASON
-    value = entry.get(metric)
-    if value is None:
-        return None, f"no {METRIC_NAMES.get(metric, metric)} in the metrics file"
-    if value == "n/a":
-        return None, na.get(metric, NO_REASON)
-    return float(value), None
-
-
-def _variant(name: str) -> tuple[str, str]:
-    """(Table 4 column, eval method name) of a variant named `full` or `sfd_iqa`, `baseline` or
-    `sfd_iqa_baseline`, ..."""
-    short = "full" if name == "sfd_iqa" else name.removeprefix("sfd_iqa_")
-    return VARIANT_COLUMNS.get(short, name), "sfd_iqa" if short == "full" else f"sfd_iqa_{short}"
-
-
-def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: str, runs: dict) -> Table:
+def sr_table(table_id: str, paper_rows: list[dict], sr: Records | None, missing: str, runs: dict) -> Table:
     """Table 1 or 2: rows (benchmark, metric), one column per method; `missing` says why `sr` is None; `runs` is
     params.yaml's run table (our runs' paper columns and labels)."""
     methods = _unique(r["method"] for r in paper_rows)
     benchmarks = _unique(r["benchmark"] for r in paper_rows)
     paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
     paper = {(r["benchmark"], r["metric"].lower(), r["method"]): r["value"] for r in paper_rows}
-    results = (sr or {}).get("results", {})
-    our_sets = [s for s, t in (sr or {}).get("table", {}).items() if t == table_id and s in results]
-    models = _unique(m for s in our_sets for m in results[s])
+    our_sets = sr.sets(table_id) if sr else []
+    models = sr.methods(table_id) if sr else []
     to_paper = assign_columns(models, methods, paper_columns(runs)[table_id])
     labels = {**OTHER_LABELS, **run_labels(runs)}
     extra_models = [m for m in models if m not in to_paper]
-    metrics = paper_metrics + _unique(k for s in our_sets for m in results[s].values() if isinstance(m, dict)
-                                      for k in m if k in METRIC_NAMES and k not in paper_metrics)
+    metrics = paper_metrics + [k for k in (sr.metrics(table_id) if sr else []) if k in METRIC_NAMES
+                               and k not in paper_metrics]
     from_paper = {p: o for o, p in to_paper.items()}
     columns = [Header(p) for p in methods] + [Header(labels.get(m, m), ours_only=True) for m in extra_models]
     col_models = [from_paper.get(p) for p in methods] + extra_models
@@ -201,35 +227,35 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: dict | None, missing: st
             cells = []
             for i, model in enumerate(col_models):
                 cell = Cell(metric, paper=paper.get((bench, metric, methods[i])) if i < len(methods) else None)
-                cells.append(_fill(cell, sr, missing, NOT_REPRODUCED_SR, model, bench, our_sets))
+                cells.append(_fill(cell, sr, missing, NOT_REPRODUCED_SR, model, bench, [(s, "") for s in our_sets]))
             rows.append(Row((bench, METRIC_NAMES.get(metric, metric)), cells,
                             ours_only=bench not in benchmarks or metric not in paper_metrics))
     return Table(table_id, CAPTIONS[table_id], ("Benchmark", "Metric"), columns, rows, "row").finish()
 
 
-def _fill(cell: Cell, data: dict | None, missing: str, not_reproduced: str, method: str | None, set_name: str,
-          evaluated) -> Cell:
-    """Our value for `cell` (method on set_name) from a metrics file, or the reason there is none."""
+def _fill(cell: Cell, data: Records | None, missing: str, not_reproduced: str, method: str | None, set_name: str,
+          evaluated: list[tuple[str, str]], subset: str = "", label: str | None = None) -> Cell:
+    """Our value for `cell` (method on set_name[/subset]) from the records, or the reason there is none;
+    `evaluated`: the (set, subset) pairs the records have for the table."""
     if data is None:
         cell.reason = missing
     elif method is None:
         cell.reason = not_reproduced
-    elif set_name not in evaluated:
-        cell.reason = f"{set_name} is not evaluated in the {data.get('profile', '?')} profile"
+    elif (set_name, subset) not in evaluated:
+        cell.reason = f"{label or set_name} is not evaluated in the {data.profile} profile"
     else:
-        cell.ours, cell.reason = _ours_value(data["results"][set_name].get(method), cell.metric, data.get("na", {}),
-                                             method, set_name)
+        cell.ours, cell.reason = data.cell(set_name, subset, method, cell.metric)
     return cell
 
 
-def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
+def iqa_table(paper_rows: list[dict], iqa: Records | None, missing: str) -> Table:
     """Table 3: one row per method, columns (dataset x PLCC / SRCC / KRCC)."""
     methods = _unique(r["method"] for r in paper_rows)
     datasets = _unique(r["dataset"] for r in paper_rows)
     metrics = _unique(r["metric"].lower() for r in paper_rows)
     paper = {(r["method"], r["dataset"], r["metric"].lower()): r["value"] for r in paper_rows}
-    results = (iqa or {}).get("results", {})
-    ours = _unique(m for s in results.values() for m in s)
+    results = iqa.sets("table3") if iqa else []
+    ours = iqa.methods("table3") if iqa else []
     to_paper = assign_columns(ours, methods, IQA_COUNTERPARTS)
     from_paper = {p: o for o, p in to_paper.items()}
     sets = datasets + [s for s in results if s not in datasets]
@@ -241,49 +267,33 @@ def iqa_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
         for dataset in sets:
             for metric in metrics:
                 cell = Cell(metric, paper=None if ours_only else paper.get((label, dataset, metric)))
-                cells.append(_fill(cell, iqa, missing, NOT_REPRODUCED_IQA, method, dataset, results))
+                cells.append(_fill(cell, iqa, missing, NOT_REPRODUCED_IQA, method, dataset, [(s, "") for s in results]))
         rows.append(Row((label,), cells, ours_only=ours_only))
     columns = [Header(METRIC_NAMES[m], ours_only=d not in datasets) for d in sets for m in metrics]
     groups = [(d if d in datasets else f"{d} (ours only)", len(metrics)) for d in sets]
     return Table("table3", CAPTIONS["table3"], ("IQA method",), columns, rows, "column", groups).finish()
 
 
-def ablation_table(paper_rows: list[dict], iqa: dict | None, missing: str) -> Table:
+def ablation_table(paper_rows: list[dict], iqa: Records | None, missing: str) -> Table:
     """Table 4: rows (metric, 'Dataset. Sub-type'), one column per SFD-IQA variant."""
     variants = _unique(r["variant"] for r in paper_rows)
     subsets = _unique(r["subset"] for r in paper_rows)
     paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
     paper = {(r["metric"].lower(), r["subset"].lower(), r["variant"]): r["value"] for r in paper_rows}
-    ours: dict[str, dict] = {}  # "set. subset" (lower case) -> {paper variant column: (method, {metric: value})}
-    labels: dict[str, str] = {}
-    where: dict[str, str] = {}  # the eval stage's name of a subset in its "na" keys
-    for dataset, by_subset in (iqa or {}).get("subsets", {}).items():
-        for subset, by_variant in by_subset.items():
-            key = f"{dataset}. {subset}".lower()
-            labels[key], where[key], ours[key] = f"{dataset}. {subset}", f"{dataset}/{subset}", {}
-            for name, scores in by_variant.items():
-                column, method = _variant(name)
-                ours[key][column] = (method, scores)
-    metrics = paper_metrics + _unique(k for by_v in ours.values() for _, s in by_v.values() if isinstance(s, dict)
-                                      for k in s if k in METRIC_NAMES and k not in paper_metrics)
-    na = (iqa or {}).get("na", {})
+    method_of = {column: method for method, column in TABLE4_COLUMNS.items()}
+    ours = {f"{d}. {s}".lower(): (d, s) for d, s in (iqa.subsets("table4") if iqa else [])}  # row key -> (set, subset)
+    metrics = paper_metrics + [k for k in (iqa.metrics("table4") if iqa else []) if k in METRIC_NAMES
+                               and k not in paper_metrics]
     paper_keys = [s.lower() for s in subsets]
-    row_keys = [(s.lower(), s, False) for s in subsets] + [(k, labels[k], True) for k in ours if k not in paper_keys]
-
+    row_keys = [(s.lower(), s, False) for s in subsets] + [(k, ". ".join(ours[k]), True) for k in ours
+                                                           if k not in paper_keys]
     rows = []
     for metric in metrics:
         for key, label, ours_only in row_keys:
-            cells = []
-            for variant in variants:
-                cell = Cell(metric, paper=paper.get((metric, key, variant)))
-                if iqa is None:
-                    cell.reason = missing
-                elif key not in ours:
-                    cell.reason = f"{label} is not evaluated in the {iqa.get('profile', '?')} profile"
-                else:
-                    method, entry = ours[key].get(variant, (variant, None))
-                    cell.ours, cell.reason = _ours_value(entry, metric, na, method, where[key])
-                cells.append(cell)
+            set_name, subset = ours.get(key, (label, ""))
+            cells = [_fill(Cell(metric, paper=paper.get((metric, key, variant))), iqa, missing, NOT_REPRODUCED_IQA,
+                           method_of.get(variant), set_name, list(ours.values()), subset, label)
+                     for variant in variants]
             rows.append(Row((METRIC_NAMES.get(metric, metric), label), cells,
                             ours_only=ours_only or metric not in paper_metrics))
     columns = [Header(v) for v in variants]
@@ -303,9 +313,9 @@ def restoration_table(paper_rows: list[dict]) -> Table:
     return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column", groups).finish()
 
 
-def build_tables(paper: dict[str, list[dict]], sr: dict | None, iqa: dict | None, runs: dict,
-                 sr_missing: str = "reports/metrics/sr.json not found (run the eval_sr stage)",
-                 iqa_missing: str = "reports/metrics/iqa.json not found (run the eval_iqa stage)") -> list[Table]:
+def build_tables(paper: dict[str, list[dict]], sr: Records | None, iqa: Records | None, runs: dict,
+                 sr_missing: str = "reports/metrics/sr.csv not found (run the eval_sr stage)",
+                 iqa_missing: str = "reports/metrics/iqa.csv not found (run the eval_iqa stage)") -> list[Table]:
     """All five tables of the paper, in order."""
     return [sr_table("table1", paper["table1"], sr, sr_missing, runs),
             sr_table("table2", paper["table2"], sr, sr_missing, runs),
