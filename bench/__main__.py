@@ -11,8 +11,8 @@ the time goes (torch.profiler over N more iterations): kernel time against the t
 costliest kernels and ops. SFD-IQA and the tower run in each of `--iqa-modes` (fp32/bf16, NCHW/channels_last,
 eager or with the tower and Feat-D compiled).
 
-Default: paper scale from params.yaml (`paper.model`, `paper.train_gan.rrdbnet`, `paper.train_real`) with random CLIP and
-VGG19 weights (weights do not change the timing). `--small`: the quick profile's networks (clip_tiny, a small
+Default: paper scale from params.yaml (`paper.model`, `paper.train_gan.rrdbnet`, `paper.train_real`) with random CLIP
+and VGG19 weights (weights do not change the timing). `--small`: the quick profile's networks (clip_tiny, a small
 RRDBNet), batch 2, patch 64: runs on a CPU in under a minute, to keep the benchmark working.
 
 Data side (CPU, paper sizes in both modes): decoding + cropping 480 x 480 PNG sub-images cut the way `synthesize`

@@ -175,9 +175,10 @@ def set_means(rows: list[dict], na: dict) -> dict[str, float | str]:
     return means
 
 
-def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET_ROOTS, models_dir: Path = MODELS,
-                results_dir: Path = RESULTS, metrics_dir: Path = METRICS, torch_home: Path = TORCH_HOME,
-                niqe_params: Path = NIQE_PARAMS, device: torch.device | None = None) -> dict:
+def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_dirs: tuple[Path, ...] = SR_SET_ROOTS,
+                models_dir: Path = MODELS, results_dir: Path = RESULTS, metrics_dir: Path = METRICS,
+                torch_home: Path = TORCH_HOME, niqe_params: Path = NIQE_PARAMS,
+                device: torch.device | None = None) -> dict:
     """Run eval_sr with the `eval_sr` params of one profile (and the task's `scale`) on the runs of each table
     (run_table.run_tables); writes the outputs and returns sr.json's content."""
     device = device or default_device()

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
 from pipeline.checkpoint import CheckpointError
 from pipeline.fileio import IMAGE_SUFFIXES, ImageError, output_problem, read_image, write_text
+from pipeline.param_schema import COUNT, WEIGHT, flag_problem
 from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
 from pipeline.tensor_image import to_tensor
 
@@ -49,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=1024 * 1024,
                         help="larger images are scored in tiles (map) and resized (global feature)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = flag_problem({"--alpha1": args.alpha1, "--alpha2": args.alpha2, "--max-pixels": args.max_pixels},
+                           {"--alpha1": WEIGHT, "--alpha2": WEIGHT, "--max-pixels": COUNT})
+    if problem or not args.alpha1 + args.alpha2 > 0:
+        parser.error(problem or "--alpha1 and --alpha2 must not both be 0 (Eq. 9 would score every image alike)")
+    return args
 
 
 def build_model(args: argparse.Namespace, variant: str) -> SFDIQA:

@@ -27,6 +27,7 @@ from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout,
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
 from pipeline.fileio import ImageError, list_images, output_problem, read_image, write_image
+from pipeline.param_schema import flag_problem, integer
 from pipeline.tensor_image import to_tensor, to_uint8
 
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
@@ -64,34 +65,46 @@ def read_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
-@torch.no_grad()
-def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
-    """Run `net` on a (B, C, h, w) batch; with `tile`, on tile x tile LR tiles padded by `overlap` px of context.
-
-    Each tile's output is cropped to its own region, so no blending is needed and seams vanish once `overlap`
-    covers the receptive field (the border tiles see the image border exactly as the whole image does).
-    """
-    if not tile:
-        return net(lr)
+def _tiles(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int):
+    """(y, x, SR tile) for each tile x tile LR tile of `lr`, run with `overlap` px of context and cropped to its own
+    region (y, x: its top-left corner in the output), so no blending is needed and seams vanish once `overlap`
+    covers the receptive field (the border tiles see the image border exactly as the whole image does)."""
     s = net.scale
     h, w = lr.shape[-2:]
-    out = None
     for y in range(0, h, tile):
         for x in range(0, w, tile):
             y0, x0 = max(y - overlap, 0), max(x - overlap, 0)
             sr = net(lr[..., y0:min(y + tile + overlap, h), x0:min(x + tile + overlap, w)])
-            if out is None:
-                out = sr.new_empty(*sr.shape[:2], h * s, w * s)
             th, tw = min(tile, h - y), min(tile, w - x)
-            out[..., y * s:(y + th) * s, x * s:(x + tw) * s] = \
-                sr[..., (y - y0) * s:(y - y0 + th) * s, (x - x0) * s:(x - x0 + tw) * s]
+            yield y * s, x * s, sr[..., (y - y0) * s:(y - y0 + th) * s, (x - x0) * s:(x - x0 + tw) * s]
+
+
+@torch.no_grad()
+def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
+    """Run `net` on a (B, C, h, w) batch; with `tile`, on tile x tile LR tiles padded by `overlap` px of context."""
+    if not tile:
+        return net(lr)
+    out = None
+    for y, x, sr in _tiles(net, lr, tile, overlap):
+        if out is None:
+            out = sr.new_empty(*sr.shape[:2], lr.shape[-2] * net.scale, lr.shape[-1] * net.scale)
+        out[..., y:y + sr.shape[-2], x:x + sr.shape[-1]] = sr
     return out
 
 
+@torch.no_grad()
 def upscale_image(net: nn.Module, img: np.ndarray, tile: int = 0, overlap: int = 32,
                   device: str | torch.device = "cpu") -> np.ndarray:
-    """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB (clamped to [0, 1], then rounded)."""
-    return to_uint8(upscale(net, to_tensor(img, device), tile, overlap))
+    """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB (clamped to [0, 1], then rounded). With `tile`, each SR tile
+    goes to a uint8 array on the host as it is made: memory holds the output image in uint8 and one tile's
+    tensors, never a float copy of the whole output on the device."""
+    lr = to_tensor(img, device)
+    if not tile:
+        return to_uint8(net(lr))
+    out = np.empty((img.shape[0] * net.scale, img.shape[1] * net.scale, 3), np.uint8)
+    for y, x, sr in _tiles(net, lr, tile, overlap):
+        out[y:y + sr.shape[-2], x:x + sr.shape[-1]] = to_uint8(sr)
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,8 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tile-overlap", type=int, default=32, help="LR context pixels around each tile")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    if args.tile < 0 or args.tile_overlap < 0:
-        parser.error("--tile and --tile-overlap must be >= 0")
+    problem = flag_problem({"--tile": args.tile, "--tile-overlap": args.tile_overlap},
+                           {"--tile": integer(0), "--tile-overlap": integer(0)})
+    if problem:
+        parser.error(problem)
     return args
 
 

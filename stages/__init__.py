@@ -2,11 +2,13 @@
 `dvc.api.params_show`), so a key it forgets to declare fails loudly instead of silently escaping `dvc exp run -S`."""
 from collections.abc import Callable, Iterable
 
-from pipeline.params import ParamError, lookup, validate
+from pipeline.param_schema import check
+from pipeline.params import PROFILES, ParamError, lookup
 
 
 def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
-    """The params `stage` declares in dvc.yaml, checked to contain the dotted keys `reads(params)` and validated.
+    """The params `stage` declares in dvc.yaml, checked against the schema and to contain the dotted keys
+    `reads(params)`.
 
     A bad or missing value exits at once with a one-line message naming the key.
     """
@@ -14,9 +16,14 @@ def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
 
     params = dvc.api.params_show(stages=[stage])
     try:
-        validate(params)
+        check(params)
         for key in reads(params):
             lookup(params, key, stage)
     except ParamError as e:
         raise SystemExit(f"params.yaml: {e}") from None
     return params
+
+
+def every_key(params: dict) -> tuple[str, ...]:
+    """The keys of both profiles and the active profile's sections: what `check_params` and `report` read."""
+    return *(k for k in params if k not in PROFILES), params["profile"]

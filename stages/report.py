@@ -2,17 +2,11 @@
 import sys
 from pathlib import Path
 
-from stages import stage_params
 from pipeline.report.render import render_report
+from stages import every_key, stage_params
 
 OUT = Path("reports/paper_tables.html")
-SHARED = ("profile", "seed", "scale", "lambda1", "lambda2", "lambda3", "lambda4", "image_gan_weight", "alpha1", "alpha2",
-          "prompt_logit_scale", "runs", "speed", "optim", "download_mirror", "degradation")
-
-
-def reads(params: dict) -> tuple[str, ...]:
-    """Every key of both profiles and the active profile's sections: the report lists them all."""
-    return *SHARED, params["profile"]
+reads = every_key  # every key of both profiles and the active profile's sections: the report lists them all
 
 
 def main() -> int:

@@ -39,6 +39,26 @@ def test_repro_synthesize_writes_layout(project_copy):
     assert status.returncode == 0, status.stdout
 
 
+def test_a_bad_param_stops_the_dag_before_dvc_removes_any_output(project_copy):
+    """check_params runs upstream of every stage: a value the schema refuses ends `dvc repro` with one line naming
+    the key, and synthesize's previous outputs are as they were (DVC removes a stage's outputs before running it)."""
+    run(["dvc", "repro", "synthesize@sr"], project_copy)
+    subs = sorted(p.name for p in (project_copy / "data" / "sets" / "quick_train" / "HR_sub").iterdir())
+    path = project_copy / "params.yaml"
+    good = path.read_text()
+    params = yaml.safe_load(good)
+    params["quick"]["synthesize"]["subimage_size"] = 62
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = run(["dvc", "repro", "synthesize@sr"], project_copy, check=False)
+    finally:
+        path.write_text(good)
+    assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
+    assert ("params.yaml: `quick.synthesize.subimage_size` must be an integer >= 4, a multiple of 4, got 62"
+            in result.stderr + result.stdout)
+    assert sorted(p.name for p in (project_copy / "data" / "sets" / "quick_train" / "HR_sub").iterdir()) == subs
+
+
 def test_a_bad_mirror_stops_the_download_stage_with_one_line_before_work(project_copy, tmp_path):
     params = yaml.safe_load((project_copy / "params.yaml").read_text())
     params["download_mirror"] = "ftp://mirror.example.org/sfd"

@@ -172,3 +172,15 @@ def test_an_output_that_would_harm_the_inputs_is_refused_before_any_model(setup,
     assert result.stderr.startswith("error: --output: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and "note: CLIP" not in result.stderr  # no model was built
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--alpha1", "nan"], "--alpha1 must be a finite number >= 0, got nan"),
+    (["--alpha2", "-1"], "--alpha2 must be a finite number >= 0, got -1.0"),
+    (["--alpha1", "0", "--alpha2", "0"], "--alpha1 and --alpha2 must not both be 0"),
+    (["--max-pixels", "0"], "--max-pixels must be an integer >= 1, got 0"),
+])
+def test_flags_are_checked_by_the_params_rules_before_any_work(tmp_path, flags, message):
+    result = subprocess.run([sys.executable, "-m", "pipeline.iqa", "--input", str(tmp_path), "--output",
+                             str(tmp_path / "out.csv"), *flags], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,11 +1,14 @@
+import functools
 import importlib
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.params import ParamError, lookup, profile_section, validate
+from pipeline.param_schema import check
+from pipeline.params import ParamError, lookup, profile_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +37,8 @@ def test_every_stage_declares_exactly_the_params_it_reads():
 
 def test_declared_params_exist_and_validate():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    validate(params)
+    check(params, complete=True)
+    check({**params, "profile": "paper"}, complete=True)
     for _, declared in resolved_stages().values():
         for key in declared:
             lookup(params, key)
@@ -54,7 +58,7 @@ def test_declared_params_exist_and_validate():
 def test_bad_values_name_the_key(change, key):
     params = {"profile": "quick", "seed": 0, "lambda4": 0.1, **change}
     with pytest.raises(ParamError, match=f"`{key}`"):
-        validate(params)
+        check(params)
 
 
 def test_missing_key_is_named():
@@ -116,3 +120,34 @@ def test_a_new_run_is_one_entry_of_the_run_table(tmp_path):
     column = [c.label for c in table1.columns].index("SFD, lambda4 0.05")
     psnr_row = next(r for r in table1.rows if r.labels == ("quick_test", "PSNR"))
     assert psnr_row.cells[column].ours == 23.0
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("quick.train_gan.rrdbnet.iters", 0, "quick.train_gan.rrdbnet.iters"),
+    ("quick.pretrain_psnr.rrdbnet.batch", 0, "quick.pretrain_psnr.rrdbnet.batch"),
+    ("quick.train_real.ckpt_every", 0, "quick.train_real.ckpt_every"),
+    ("quick.synthesize.subimage_step", None, "quick.synthesize.subimage_step"),  # deleted
+    ("quick.train_gan.swinir.patch", 62, "quick.train_gan.swinir.patch"),
+    ("quick.pretrain_psnr.rrdbnet.lr", "abc", "quick.pretrain_psnr.rrdbnet.lr"),
+    ("alpha1", float("nan"), "alpha1"),
+    ("quick.eval_iqa.tile", 500, "quick.eval_iqa.tile"),
+    ("quick.train_real.degrade_size", 60, "quick.train_real.degrade_size"),
+    ("speed.gpus", 0, "speed.gpus"),
+    ("quick.tsne.max_iter", 100, "quick.tsne.max_iter"),
+    ("quick.eval_iqa.pyiqa_methods", ["brisque"], "quick.eval_iqa.pyiqa_methods"),
+])
+def test_the_schema_refuses_a_bad_value_by_its_dotted_key(key, value, named):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    *path, last = key.split(".")
+    node = functools.reduce(lambda n, k: n[k], path, params)
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    with pytest.raises(ParamError, match=f"`{re.escape(named)}`"):
+        check(params, complete=True)
+
+
+def test_alpha1_and_alpha2_may_not_both_be_zero():
+    with pytest.raises(ParamError, match="`alpha1` and `alpha2` must not both be 0"):
+        check({"profile": "quick", "alpha1": 0.0, "alpha2": 0.0})

@@ -13,7 +13,8 @@ from skimage import data
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.checkpoint import save_state_dict
 from pipeline.fileio import read_image, write_image
-from pipeline.sr import build_generator, main, upscale
+from pipeline.sr import build_generator, main, upscale, upscale_image
+from pipeline.tensor_image import to_tensor, to_uint8
 
 # receptive field radius of this net at LR: 1 (conv_first) + 1 * 3 * 5 (RRDB) + 1 (conv_body) + ~2 (upsampling)
 TINY = dict(num_feat=8, num_block=1, num_grow_ch=4)
@@ -87,6 +88,22 @@ def test_tiled_equals_whole(tiny_net):
     assert (tiled - whole).abs().max() < 1e-5
     # the check can fail: without enough context the tile borders differ
     assert (upscale(tiny_net, lr, tile=16, overlap=2) - whole).abs().max() > 1 / 255
+
+
+def test_a_tiled_image_never_holds_more_than_one_tile_in_float(tiny_net):
+    """upscale_image with a tile: the network's outputs are one tile each (with context), the image is assembled
+    in uint8 on the host, and equals the tiled tensor path's rounding."""
+    img = np.random.default_rng(3).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    sizes = []
+    hook = tiny_net.register_forward_hook(lambda m, i, o: sizes.append(o.numel()))
+    try:
+        out = upscale_image(tiny_net, img, tile=16, overlap=8)
+    finally:
+        hook.remove()
+    assert out.dtype == np.uint8 and out.shape == (384, 320, 3)
+    assert len(sizes) == 30 and max(sizes) == 3 * (4 * (16 + 2 * 8)) ** 2  # one tile with its context at a time
+    np.testing.assert_array_equal(out, to_uint8(upscale(tiny_net, to_tensor(img), tile=16, overlap=8)))
+    np.testing.assert_array_equal(upscale_image(tiny_net, img), to_uint8(upscale(tiny_net, to_tensor(img))))
 
 
 def test_cli_tiled_matches_whole_within_one_level(tmp_path, weights, lr_dir, capsys):
@@ -187,3 +204,11 @@ def test_bad_images_are_reported_and_skipped_and_the_exit_status_says_so(tmp_pat
     warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "skipped 2 of 4 image(s)" in warning[0]
     assert "broken.png: not a readable image" in warning[0] and "huge.png: over the limit of" in warning[0]
+
+
+@pytest.mark.parametrize("flags, message", [(["--tile", "-16"], "--tile must be an integer >= 0, got -16"),
+                                            (["--tile-overlap", "-1"], "--tile-overlap must be an integer >= 0")])
+def test_tile_flags_are_checked_by_the_params_rules(tmp_path, flags, message):
+    result = subprocess.run([sys.executable, "-m", "pipeline.sr", "--weights", "w", "--input", str(tmp_path),
+                             "--output", str(tmp_path / "out"), *flags], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
