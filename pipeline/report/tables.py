@@ -45,7 +45,8 @@ TABLE4_COLUMNS = {"sfd_iqa_baseline": "Baseline", "sfd_iqa_featd": "w/ Feat-D", 
                   "sfd_iqa": "SFD-IQA"}
 
 NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not train (evaluate its public "
-                     "checkpoint by listing it under eval_sr.external, named after this column with '-public')")
+                     "checkpoint by listing it under <profile>.eval_sr.external, named after this column with "
+                     "'-public')")
 NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
 TABLE5_REASON = ("not computed: this pipeline trains and evaluates x4 SR and IQA only; NAFNet deraining "
                  "(Rain100L) and deblurring (GoPro) are outside its scope")
