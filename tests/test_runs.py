@@ -205,3 +205,18 @@ def test_training_stages_relaunch_with_the_speed_sections_gpus(monkeypatch, stag
     with pytest.raises(Relaunched) as relaunched:
         module.main(stage, run)
     assert relaunched.value.args == (3,)
+
+
+@pytest.mark.parametrize("group", [("esrgan", "featd", "tgd", "sfd"), ("swinir_esrgan", "swinir_sfd")])
+def test_the_ablation_runs_differ_only_in_their_discriminators(group):
+    """Fig. 8's four RRDBNet runs (and Table 1's SwinIR pair): one schedule, one start, one L1 and perceptual
+    weight, and every adversarial term weighted alike; only the variant (which discriminators) differs."""
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    entries = {run: params["runs"]["train_gan"][run] for run in group}
+    assert len({(e["backbone"], e["init"]) for e in entries.values()}) == 1
+    assert len({repr(runs.train_config(params, "train_gan", e["backbone"])) for e in entries.values()}) == 1
+    lambdas = {run: runs.run_lambdas(params, "train_gan", run) for run in group}
+    assert len({(w["lambda1"], w["lambda2"]) for w in lambdas.values()}) == 1
+    adversarial = {v for w in lambdas.values() for k, v in w.items() if k not in ("lambda1", "lambda2")}
+    assert adversarial == {0.1}
+    assert len({e["variant"] for e in entries.values()}) == len(group)

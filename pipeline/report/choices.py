@@ -34,8 +34,10 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
     ("model.rrdbnet", "", "quick profile: a small RRDBNet; paper profile: ESRGAN's 64/23/32"),
     ("model.swinir", "", "quick profile: a tiny SwinIR; paper profile: SwinIR-M (the public x4 checkpoint's sizes)"),
     ("model.image_d.num_feat", "", "width of the ESRGAN baseline's VGG-style image discriminator (Fig. 8)"),
-    ("image_gan_weight", "", ("the ESRGAN baseline's adversarial weight, on ESRGAN's relativistic GAN "
-                                        "(BasicSR's ESRGAN: 0.005)")),
+    ("image_gan_weight", "", ("the ESRGAN baseline's adversarial weight on ESRGAN's relativistic GAN: 0.1 as "
+                              "Feat-D's and TG-D's, so that Fig. 8's four runs (and the SwinIR pair) share L1, "
+                              "perceptual loss and schedule and differ only in their discriminators; BasicSR's "
+                              "ESRGAN uses 0.005 beside an L1 weight of 0.01")),
     ("optim.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
     ("train_gan.rrdbnet.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
     ("train_gan.rrdbnet.batch", "", "batch size; not in the paper"),
