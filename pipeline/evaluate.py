@@ -190,7 +190,7 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
                 raise ValueError(f"eval_sr: set {set_name} is listed in both tables")
             table_of[set_name] = table
     models = sr_models(cfg, tables, models_dir)
-    metrics = SRMetrics(scale, torch_home, niqe_params, device)
+    metrics = SRMetrics(scale, torch_home, niqe_params, device, ssim=cfg["ssim"])
     summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
                "table": table_of}
     upscalers = [load_upscaler(m, scale, cfg["tile"], cfg["tile_overlap"], device) for m in models]  # every

@@ -12,6 +12,7 @@ import math
 import numbers
 from collections.abc import Callable
 
+from pipeline.metrics.ssim import CONVENTIONS as SSIM_CONVENTIONS
 from pipeline.params import PROFILES, SCALE, ParamError
 
 BACKBONES = ("rrdbnet", "swinir")
@@ -104,6 +105,7 @@ SCHEMA: dict[str, Rule] = {
     "{p}.eval_sr.table1.sets": list_of(TEXT), "{p}.eval_sr.table2.sets": list_of(TEXT),
     "{p}.eval_sr.external": Rule("a list", lambda v: isinstance(v, list)),
     "{p}.eval_sr.tile": integer(0), "{p}.eval_sr.tile_overlap": integer(0),
+    "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS),
     "{p}.eval_iqa.sets": list_of(TEXT), "{p}.eval_iqa.sfd_iqa": TEXT,
     "{p}.eval_iqa.pyiqa_methods": list_of(one_of(*PYIQA_METHODS)),
     "{p}.eval_iqa.max_pixels": COUNT, "{p}.eval_iqa.tile": integer(32, 32), "{p}.eval_iqa.tile_margin": integer(0, 32),

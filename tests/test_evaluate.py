@@ -80,7 +80,7 @@ def sr_run(tmp_path_factory):
     write_json(root / "models" / "real" / "weights.json", {"clip": "random (seed 0)", "vgg19": "none"})
     # a public checkpoint in the old ESRGAN key names, wrapped as BasicSR does
     torch.save({"params_ema": basicsr_to_esrgan(tiny_generator(3).state_dict())}, root / "public.pth")
-    cfg = {"scale": 4, "tile": 0, "tile_overlap": 32,
+    cfg = {"scale": 4, "tile": 0, "tile_overlap": 32, "ssim": "basicsr",
            "table1": {"sets": ["cls"]},
            "table2": {"sets": ["rw"]},
            "external": [{"name": "ESRGAN-public", "weights": str(root / "public.pth"), "table": "table1"}]}

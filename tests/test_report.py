@@ -318,3 +318,16 @@ def test_analysis_notebook_runs_on_fixture_metrics(tmp_path):
     assert "No SR images of" in text  # SR outputs absent: said, not crashed
     assert "quick_test: PSNR - bicubic PSNR (dB)" in text and "srcc recomputed" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+
+
+def test_the_papers_clipiqa_contradiction_is_noted_beside_tables_3_and_4():
+    tables = {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), None, None, RUNS)}
+    note = ("The paper contradicts itself here: Table 3 gives CLIP-IQA a PLCC of 0.433 on KonIQ-10k, while Table 4's "
+            "baseline (s_o alone, which is CLIP-IQA with one prompt pair) reaches 0.69-0.71 on KonIQ-10k's splits.")
+    assert note in tables["table3"].notes and note in tables["table4"].notes
+    assert note not in tables["table1"].notes
+
+
+def test_the_report_says_which_ssim_convention_it_used(tmp_path):
+    html = render_fixture(tmp_path).read_text()
+    assert "SSIM on BT.601 Y in floating point, as BasicSR&#39;s calculate_ssim" in html

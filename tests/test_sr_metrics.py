@@ -4,6 +4,7 @@ import math
 import os
 
 import numpy as np
+import pyiqa
 import pytest
 import scipy.io
 import torch
@@ -16,7 +17,9 @@ from pipeline.metrics.pyiqa_metrics import (
     create_metric,
     torch_home,
 )
+from pipeline.metrics.ssim import ssim_y, y_channel
 from pipeline.metrics.sr_metrics import PSNR_CAP, SR_METRICS, SRMetrics
+from pipeline.tensor_image import to_tensor
 
 LPIPS_FILE = "hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth"
 ALEXNET_FILE = "hub/checkpoints/alexnet-owt-7be5be79.pth"
@@ -59,11 +62,44 @@ def test_constant_offset_psnr_on_bt601_y(setup):
 
 
 def test_ssim_of_two_flat_images_by_hand(setup):
-    # flat images: no variance, so SSIM = (2 a b + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 255)^2, on the uint8-rounded Y
+    # flat images: no variance, so SSIM = (2 a b + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 255)^2: on Y in floating
+    # point (BasicSR's convention, the default) and on Y rounded to integers (MATLAB's)
     a, b = np.full((48, 48, 3), 100, np.uint8), np.full((48, 48, 3), 110, np.uint8)
-    ya, yb = round(16 + 100 * 219 / 255), round(16 + 110 * 219 / 255)
     c1 = (0.01 * 255) ** 2
-    assert setup[2](a, b)["ssim"] == pytest.approx((2 * ya * yb + c1) / (ya ** 2 + yb ** 2 + c1), rel=1e-6)
+    for convention, rnd in (("basicsr", float), ("matlab", round)):
+        ya, yb = rnd(16 + 100 * 219 / 255), rnd(16 + 110 * 219 / 255)
+        expected = (2 * ya * yb + c1) / (ya ** 2 + yb ** 2 + c1)
+        assert ssim_y(a, b, convention) == pytest.approx(expected, rel=1e-9), convention
+    assert setup[2](a, b)["ssim"] == pytest.approx(ssim_y(a, b, "basicsr"), rel=1e-12)
+
+
+def _ssim_by_loops(x: np.ndarray, y: np.ndarray) -> float:
+    """SSIM of two Y images by its definition: each 11 x 11 window inside the image, Gaussian-weighted (sigma 1.5)."""
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    values = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            a, b = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            ma, mb = (w * a).sum(), (w * b).sum()
+            va, vb, cov = (w * a * a).sum() - ma ** 2, (w * b * b).sum() - mb ** 2, (w * a * b).sum() - ma * mb
+            values.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_conventions_against_their_definitions_and_pyiqa():
+    rng = np.random.default_rng(5)
+    hr = rng.integers(0, 256, (20, 23, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-3, 4, hr.shape), 0, 255).astype(np.uint8)
+    for convention in ("basicsr", "matlab"):
+        x, y = (y_channel(img, convention == "matlab") for img in (sr, hr))
+        assert ssim_y(sr, hr, convention) == pytest.approx(_ssim_by_loops(x, y), abs=1e-9)
+    assert abs(ssim_y(sr, hr, "basicsr") - ssim_y(sr, hr, "matlab")) > 1e-5  # the rounding is visible
+    reference = pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", device="cpu")
+    assert ssim_y(sr, hr, "matlab") == pytest.approx(float(reference(to_tensor(sr), to_tensor(hr))), abs=1e-6)
+    with pytest.raises(ValueError, match="basicsr"):
+        ssim_y(sr, hr, "skimage")
 
 
 def test_border_of_scale_pixels_is_ignored(setup):

@@ -1,7 +1,9 @@
 """The SR metrics of Tables 1 and 2 for one output image against its HR image, as SR papers compute them.
 
-- PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, MATLAB's rgb2ycbcr: pyiqa's color_space='ycbcr'), on
-  uint8 images. pyiqa adds eps = 1e-8 to the MSE, so identical images give a finite PSNR_CAP (80 dB), not inf.
+- PSNR on the Y channel of YCbCr (ITU-R BT.601, MATLAB's rgb2ycbcr: pyiqa's color_space='ycbcr'), on uint8
+  images. pyiqa adds eps = 1e-8 to the MSE, so identical images give a finite PSNR_CAP (80 dB), not inf.
+- SSIM on Y in the convention `ssim` names (pipeline/metrics/ssim.py: BasicSR's floating-point Y by default, or
+  MATLAB's rounded Y).
 - LPIPS (AlexNet, v0.1) and DISTS through pyiqa, when their weight files are present (else n/a with the reason).
 - NIQE on Y with the repo's pristine model (BasicSR's, = MATLAB's NIQE); lower is better. It is n/a for an image
   under NIQE_MIN_SIZE pixels per side (no block to fit) or a flat one (its feature fit is undefined).
@@ -22,6 +24,7 @@ from pipeline.metrics.pyiqa_metrics import (
     MetricUnavailable,
     create_metric,
 )
+from pipeline.metrics.ssim import ssim_y
 from pipeline.tensor_image import to_tensor
 
 SR_METRICS = ("psnr", "ssim", "lpips", "dists", "niqe")
@@ -36,11 +39,11 @@ class SRMetrics:
     """
 
     def __init__(self, crop_border: int, torch_home: str | os.PathLike, niqe_params: str | os.PathLike,
-                 device: str | torch.device = "cpu"):
-        self.crop_border, self.device = crop_border, device
+                 device: str | torch.device = "cpu", ssim: str = "basicsr"):
+        self.crop_border, self.device, self.ssim = crop_border, device, ssim
         self.metrics, self.na = {}, {}
-        options = {"psnr": Y_CHANNEL, "ssim": Y_CHANNEL}
-        for name in SR_METRICS:
+        options = {"psnr": Y_CHANNEL}
+        for name in (m for m in SR_METRICS if m != "ssim"):
             try:
                 self.metrics[name] = create_metric(name, torch_home, device, niqe_params, **options.get(name, {}))
             except MetricUnavailable as e:
@@ -66,7 +69,9 @@ class SRMetrics:
         x, y = to_tensor(self.crop(sr)).to(self.device), to_tensor(self.crop(hr)).to(self.device)
         out = {}
         for name in SR_METRICS:
-            if name not in self.metrics:
+            if name == "ssim":
+                out[name] = ssim_y(self.crop(sr), self.crop(hr), self.ssim)
+            elif name not in self.metrics:
                 out[name] = NA
             elif name == "niqe":
                 out[name] = self.niqe(x)

@@ -38,6 +38,8 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                               "Feat-D's and TG-D's, so that Fig. 8's four runs (and the SwinIR pair) share L1, "
                               "perceptual loss and schedule and differ only in their discriminators; BasicSR's "
                               "ESRGAN uses 0.005 beside an L1 weight of 0.01")),
+    ("eval_sr.ssim", "", ("SSIM's Y channel: BasicSR's floating-point Y (its calculate_ssim, which the paper's "
+                          "code base uses) rather than MATLAB's rounded Y; the two differ in the third decimal")),
     ("optim.betas", "", "Adam betas; the paper gives only Adam and lr 1e-4 (BasicSR's (0.9, 0.99))"),
     ("train_gan.rrdbnet.iters", "", "GAN training length; not in the paper (BasicSR's ESRGAN: 400k)"),
     ("train_gan.rrdbnet.batch", "", "batch size; not in the paper"),

@@ -22,11 +22,17 @@ from pipeline.report.tables import Records, build_tables, fmt, read_paper, read_
 
 TEMPLATE = "template.html.j2"
 TABLE_OF_SET = {"table1": "Table 1, classical SR", "table2": "Table 2, real-world SR"}
+SSIM_NOTES = {  # <profile>.eval_sr.ssim (pipeline/metrics/ssim.py)
+    "basicsr": "eval_sr: SSIM on BT.601 Y in floating point, as BasicSR's calculate_ssim (the paper's code base), "
+               "11 x 11 Gaussian window, crop border = scale",
+    "matlab": "eval_sr: SSIM on BT.601 Y rounded to integers, as MATLAB's rgb2ycbcr on uint8 images (and pyiqa), "
+              "11 x 11 Gaussian window, crop border = scale",
+}
 TABLE3_NOT_IN_PYIQA = ("QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA", "MDFS", "ContentSep", "RecycleD", "DualFormer")
 # How the eval stages compute their numbers (pipeline/evaluate.py, pipeline/metrics/).
 PROTOCOL_NOTES = (
-    "eval_sr: PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), "
-    "uint8 images, crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
+    "eval_sr: PSNR on the Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), uint8 "
+    "images, crop border = scale; identical images would give 80 dB (pyiqa's eps), never inf",
     "eval_sr: pyiqa LPIPS (AlexNet, v0.1) and DISTS on RGB with the same crop; lower is better",
     "eval_sr: pyiqa NIQE on Y with BasicSR's pristine model (data/weights/eval/niqe_pris_params.mat), same crop; "
     "lower is better",
@@ -160,7 +166,8 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "datasets": dataset_rows(metrics_dir, sr_records, iqa_records, tsne),
         "stale": stale,
         "missing": missing,
-        "notes": list(PROTOCOL_NOTES),
+        "notes": [*PROTOCOL_NOTES, SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),
+                                                  "eval_sr: SSIM's convention is not in the params")],
         "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {})),
         "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir) / "tsne.png",
                                  params.get("runs", {})),
