@@ -182,7 +182,8 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
     else:
         degradation = RealESRGANDegradation(degradation_cfg, scale=model_cfg["scale"]).to(device)
         pool = PairPool(degradation_cfg["pool_size"])
-        data = PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed)
+        # Real-ESRGAN x4plus flips only (options/train_realesrgan_x4plus.yml: use_hflip true, use_rot false)
+        data = PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed, rotate=False)
     step = GANStep(variant, generator.train(), model_cfg, lambdas, cfg, device, degradation, pool, seed)
     identity = {"model": model_cfg, "lambdas": step.lambdas, "variant": variant, "degradation": degradation_cfg,
                 "backbone": backbone}

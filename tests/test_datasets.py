@@ -38,3 +38,22 @@ def test_paired_patches_refuse_a_subimage_smaller_than_the_patch(tmp_path):
     data = PairedPatches([tmp_path], patch=16, lr_dir="LR_x4_sub")
     with pytest.raises(ValueError, match=r"a_s000001\.png: sub-image 40x12 is smaller than the 16 px patch"):
         data[(0, 0)]
+
+
+def test_without_rotate_the_hr_crops_are_only_flipped(tmp_path):
+    """Real-ESRGAN's real-world recipe (use_hflip true, use_rot false): every crop of a full-size sub-image is the
+    image itself or its mirror, never a rotation; with rotations (the classical recipe) some are rotated."""
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    write_image(tmp_path / "set" / "HR_sub" / "a.png", img)
+    views = {"same": img, "flipped": img[:, ::-1]}
+
+    def kinds(rotate: bool) -> set[str]:
+        data = PairedPatches([tmp_path / "set"], 32, seed=1, rotate=rotate)
+        out = set()
+        for epoch in range(24):
+            hr = (data[(epoch, 0)]["hr"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            out.add(next((k for k, v in views.items() if np.array_equal(hr, v)), "rotated"))
+        return out
+
+    assert kinds(rotate=False) == {"same", "flipped"}
+    assert "rotated" in kinds(rotate=True)

@@ -11,9 +11,11 @@ from pipeline.fileio import list_images, read_image
 from pipeline.tensor_image import to_tensor
 
 
-def augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """The same random horizontal flip and 90-degree rotation for every array (BasicSR's `augment`)."""
-    flip, rot = rng.random() < 0.5, int(rng.integers(4))
+def augment(arrays: list[np.ndarray], rng: np.random.Generator, rotate: bool = True) -> list[np.ndarray]:
+    """The same random horizontal flip and (with `rotate`) 90-degree rotation for every array (BasicSR's
+    `augment`, use_hflip and use_rot)."""
+    flip = rng.random() < 0.5
+    rot = int(rng.integers(4)) if rotate else 0
     return [np.ascontiguousarray(np.rot90(a[:, ::-1] if flip else a, rot)) for a in arrays]
 
 
@@ -25,15 +27,17 @@ class PairedPatches(Dataset):
 
     Items are fetched by (epoch, index) keys (`trainer.SeededBatches`) and sampling is a pure function of
     (seed, epoch, index), so a resumed run sees the same patches as an uninterrupted one with any number of
-    DataLoader workers.
+    DataLoader workers. `rotate`: 90-degree rotations besides horizontal flips (BasicSR's classical recipe);
+    Real-ESRGAN's real-world recipe flips only.
     """
 
-    def __init__(self, set_dirs: list[Path], patch: int, scale: int = 4, lr_dir: str | None = None, seed: int = 0):
+    def __init__(self, set_dirs: list[Path], patch: int, scale: int = 4, lr_dir: str | None = None, seed: int = 0,
+                 rotate: bool = True):
         self.hr_paths = [p for d in set_dirs for p in list_images(Path(d) / "HR_sub")]
         if not self.hr_paths:
             raise FileNotFoundError(f"no training sub-images in {[str(d) for d in set_dirs]}: run `synthesize`")
         self.lr_dir = lr_dir
-        self.patch, self.scale, self.seed = patch, scale, seed
+        self.patch, self.scale, self.seed, self.rotate = patch, scale, seed, rotate
 
     def __len__(self) -> int:
         return len(self.hr_paths)
@@ -55,8 +59,8 @@ class PairedPatches(Dataset):
         x = int(rng.integers(hr.shape[1] // self.scale - lsize + 1))
         hr = hr[y * self.scale : y * self.scale + size, x * self.scale : x * self.scale + size]
         if self.lr_dir is None:
-            (hr,) = augment([hr], rng)
+            (hr,) = augment([hr], rng, self.rotate)
             return {"hr": to_tensor(hr)[0]}
         lr = read_image(path.parent.parent / self.lr_dir / path.name)[y : y + lsize, x : x + lsize]
-        lr, hr = augment([lr, hr], rng)
+        lr, hr = augment([lr, hr], rng, self.rotate)
         return {"lr": to_tensor(lr)[0], "hr": to_tensor(hr)[0]}

@@ -49,6 +49,9 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                                      "training stage 1 ourselves")),
     ("pretrain_psnr.swinir.init_from", "", ("SwinIR's fidelity-oriented start: the public SwinIR-M x4; the paper "
                                             "does not say how its SwinIR GAN models were initialised")),
+    ("train_real.milestones", "", ("the real-world model trains at a constant lr with horizontal flips only, as "
+                                   "Real-ESRGAN x4plus does (its one milestone is its last iteration; use_rot "
+                                   "false)")),
     ("train_real.degrade_size", "", "HR crop the real-world degradation runs on (Real-ESRGAN: 400)"),
     ("degradation.pool_size", "", "training-pair queue that mixes degradations across batches (Real-ESRGAN: 180)"),
     ("synthesize.real_sets", "", ("RealD2K is DIV2K valid degraded by the training pipeline with our seed; the "
