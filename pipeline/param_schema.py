@@ -67,7 +67,8 @@ COUNT = integer(1)
 PATCH = integer(SCALE, SCALE)  # HR px: the LR patch is patch / scale
 
 SCHEDULE = {"train_set": TEXT, "val_set": TEXT, "lr": real(0.0, above=True), "iters": COUNT, "batch": COUNT,
-            "patch": PATCH, "milestones": list_of(COUNT), "workers": integer(0), "ckpt_every": COUNT,
+            "patch": PATCH, "milestones": list_of(COUNT), "ema_decay": real(0.0, high=0.9999), "workers": integer(0),
+            "ckpt_every": COUNT,
             "val_every": COUNT, "log_every": COUNT}
 
 SCHEMA: dict[str, Rule] = {

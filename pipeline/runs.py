@@ -116,11 +116,12 @@ def psnr_validator(set_name: str, device: torch.device, max_images: int = 10):
 
     @torch.no_grad()
     def validate(step) -> dict[str, float]:
-        net = unwrap(step.g)
+        net = step.eval_net()
+        training = net.training
         net.eval()
         with torch.compiler.set_stance("force_eager"):  # test images of many sizes: no compiling for each
             values = [metric(net(lr).clamp(0, 1).mul(255).round().div(255), hr).item() for lr, hr in pairs]
-        net.train()
+        net.train(training)
         return {"psnr_y": sum(values) / len(values)}
 
     return validate
@@ -153,7 +154,7 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str
         # validation in place of a training log.
         (CHECKPOINTS / name).mkdir(parents=True, exist_ok=True)
         (LIVE / name / "plots").mkdir(parents=True, exist_ok=True)
-        val = psnr_validator(cfg["val_set"], default_device())(SimpleNamespace(g=net))
+        val = psnr_validator(cfg["val_set"], default_device())(SimpleNamespace(eval_net=lambda: net))
         write_json(LIVE / name / "metrics.json", {"init_from": str(cfg["init_from"]), "val": val})
         return out
     rank, _ = distributed()
@@ -164,7 +165,7 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str
     train(step, data, loop_cfg(cfg, seed, model=model_cfg[backbone], backbone=backbone), CHECKPOINTS / name,
           psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
-        save_state_dict(out, unwrap(step.g).state_dict(), {"source": "trained by pretrain_psnr"})
+        save_state_dict(out, step.eval_net().state_dict(), {"source": "trained by pretrain_psnr" + ema_note(step)})
     return out
 
 
@@ -196,14 +197,20 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
 
 def export(step: GANStep, out: Path, model_cfg: dict) -> None:
     """Final weights as plain safetensors state dicts, with a note of which weights CLIP and VGG had."""
-    save_state_dict(out / "generator.safetensors", unwrap(step.g).state_dict())
+    save_state_dict(out / "generator.safetensors", step.eval_net().state_dict())
     if step.image_d is not None:
         save_state_dict(out / "image_d.safetensors", unwrap(step.image_d).state_dict())
     if step.featd is not None and step.lpp is not None:
         save_sfd_iqa(out / "sfd_iqa.safetensors", step.encoder, unwrap(step.featd), unwrap(step.lpp),
                      model_cfg["prompt_logit_scale"])
-    write_json(out / "weights.json", {"clip": step.encoder.weights_description if step.encoder else "not used",
+    write_json(out / "weights.json", {"generator": "the trained weights" + ema_note(step),
+                                      "clip": step.encoder.weights_description if step.encoder else "not used",
                                       "vgg19": model_cfg["vgg19"]["weights"], "variant": step.variant})
+
+
+def ema_note(step) -> str:
+    """What the exported generator is, when it is the EMA of the trained one."""
+    return f", as their EMA (decay {step.ema_decay})" if step.ema is not None else ""
 
 
 def train_run(params: dict, stage: str, run: str) -> Path:

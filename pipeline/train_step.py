@@ -22,6 +22,7 @@ and the logs stay there until the trainer reads them, so the CPU queues the next
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +118,7 @@ class Step:
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.scheds: dict[str, object] = {}
         self.skip: torch.Tensor | None = None  # this iteration's flag: 1.0 once a loss was non-finite
+        self.ema: nn.Module | None = None  # the generator's exponential moving average (BasicSR's net_g_ema)
 
     def add_net(self, name: str, net: nn.Module, trainable: bool = True) -> nn.Module:
         net = net.to(self.device)
@@ -128,6 +130,28 @@ class Step:
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.nets[name] = net
         return net
+
+    def add_ema(self, net: nn.Module) -> None:
+        """Keep an exponential moving average of `net`'s parameters with cfg `ema_decay` (BasicSR and Real-ESRGAN:
+        0.999; 0: none), starting from a copy of it; validation and export use it."""
+        decay = float(self.cfg.get("ema_decay", 0.0))
+        if decay > 0:
+            self.ema = copy.deepcopy(net).to(self.device).requires_grad_(False).eval()
+            self.ema_decay = decay
+
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * g after the generator's update, not after a skipped one (on the device:
+        no host sync)."""
+        if self.ema is None:
+            return
+        weight = (1.0 - self.ema_decay) * (1.0 - self.skip)
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), unwrap(self.nets["g"]).parameters()):
+                e.lerp_(p.detach().to(e.dtype), weight.to(e.dtype))
+
+    def eval_net(self) -> nn.Module:
+        """The generator that is validated and exported: the EMA when there is one."""
+        return self.ema if self.ema is not None else unwrap(self.nets["g"])
 
     def add_optim(self, name: str, params) -> None:
         self.optims[name] = adam(params, self.cfg, self.switches["fused_adam"])
@@ -199,7 +223,8 @@ class Step:
         # the trained networks only: frozen CLIP and VGG are rebuilt from their weights setting
         return {"nets": {k: unwrap(self.nets[k]).state_dict() for k in self.optims},
                 "optims": {k: v.state_dict() for k, v in self.optims.items()},
-                "scheds": {k: v.state_dict() for k, v in self.scheds.items()}}
+                "scheds": {k: v.state_dict() for k, v in self.scheds.items()},
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def local_state_dict(self) -> dict:
         """State that differs between DDP ranks; the trainer saves every rank's."""
@@ -215,6 +240,8 @@ class Step:
             self.optims[k].load_state_dict(v)
         for k, v in state["scheds"].items():
             self.scheds[k].load_state_dict(v)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
     def finish(self, losses: dict[str, torch.Tensor]) -> dict:
         """The step's logs, still on the device (trainer.to_host reads them): the losses, `skipped` (1.0 if a
@@ -233,6 +260,7 @@ class PSNRStep(Step):
 
     def __init__(self, generator: nn.Module, cfg: dict, device: torch.device):
         super().__init__(cfg, device)
+        self.add_ema(generator)  # before add_net: a plain copy, never compiled or wrapped
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
 
@@ -243,6 +271,7 @@ class PSNRStep(Step):
                 sr = self.g(lr)
             loss = F.l1_loss(sr.float(), hr)
             self.optimize(["g"], loss, "g")
+            self.update_ema()
         return self.finish({"l1": loss.detach()})
 
 
@@ -257,6 +286,7 @@ class GANStep(Step):
         self.lambdas = variant_lambdas(variant, lambdas)
         self.scale = model_cfg["prompt_logit_scale"]
         self.degradation, self.pool = degradation, pool
+        self.add_ema(generator)  # before add_net: a plain copy, never compiled or wrapped
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
         self.vgg = self.add_net("vgg", VGG19Features(model_cfg["vgg19"]["weights"]), trainable=False) \
@@ -301,6 +331,7 @@ class GANStep(Step):
                 with self.autocast(), record_function("g_forward"):
                     sr, sr_feats, text, total, parts = self.generator_loss(lr, hr, target)
                 self.optimize(["g"], total, "g")
+                self.update_ema()
             logs = {k if k.startswith("g_") else f"g_{k}": v.detach() for k, v in parts.items()}
             with self.autocast(), record_function("d_forward"):
                 d_loss = self.discriminator_loss(sr.detach(), hr, sr_feats, text, logs)

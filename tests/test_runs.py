@@ -220,3 +220,11 @@ def test_the_ablation_runs_differ_only_in_their_discriminators(group):
     adversarial = {v for w in lambdas.values() for k, v in w.items() if k not in ("lambda1", "lambda2")}
     assert adversarial == {0.1}
     assert len({e["variant"] for e in entries.values()}) == len(group)
+
+
+def test_the_exported_generator_is_the_ema(sets):
+    out = runs.run_pretrain({**CFG, "ema_decay": 0.5}, MODEL, seed=0, name="psnr")
+    ema, meta = load_state_dict(out)
+    assert meta["source"] == "trained by pretrain_psnr, as their EMA (decay 0.5)"
+    plain, meta = load_state_dict(runs.run_pretrain({**CFG, "ema_decay": 0}, MODEL, seed=0, name="psnr"))
+    assert meta["source"] == "trained by pretrain_psnr" and not same_weights(ema, plain)

@@ -24,7 +24,8 @@ MODEL = {"rrdbnet": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}, "clip": {
          "image_d": {"num_feat": 8}, "prompt_logit_scale": 100.0, "scale": 4}
 LAMBDAS = {"lambda1": 1.0, "lambda2": 1.0, "lambda3": 0.1, "lambda4": 0.1, "image_gan_weight": 0.005}
 CFG = {"lr": 1.0e-4, "betas": [0.9, 0.99], "gamma": 0.5, "milestones": [3], "batch": 2, "patch": 32, "workers": 0,
-       "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0, "config": {"test": 1}}
+       "iters": 6, "ckpt_every": 2, "val_every": 100, "log_every": 1, "max_bad_steps": 3, "seed": 0, "config": {"test": 1},
+       "ema_decay": 0.9}
 # The real-world step: degradation of 96 px crops, 64 px patches, a pool of one global batch.
 REAL_CFG = {**CFG, "batch": 4, "patch": 64, "degrade_size": 96}
 DEGRADATION = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["degradation"]
@@ -65,7 +66,9 @@ def real_step() -> GANStep:
 
 
 def weights(step) -> dict[str, torch.Tensor]:
-    return {f"{n}.{k}": v.clone() for n in step.optims for k, v in unwrap(step.nets[n]).state_dict().items()}
+    """Every trained network's weights, the generator's EMA among them."""
+    nets = {n: unwrap(step.nets[n]) for n in step.optims} | ({"ema": step.ema} if step.ema is not None else {})
+    return {f"{n}.{k}": v.clone() for n, net in nets.items() for k, v in net.state_dict().items()}
 
 
 class Interrupt(Exception):
@@ -106,7 +109,7 @@ def test_resume_equals_uninterrupted(tmp_path, train_set):
     resumed = sfd_step()
     train(resumed, data, CFG, tmp_path / "resumed")
     a, b = weights(straight), weights(resumed)
-    assert a.keys() == b.keys() and {"g", "featd", "lpp"} <= set(straight.optims)
+    assert a.keys() == b.keys() and {"g", "featd", "lpp"} <= set(straight.optims) and "ema.conv_first.weight" in a
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a["g.conv_first.weight"], weights(sfd_step())["g.conv_first.weight"])
@@ -275,3 +278,21 @@ def test_a_corrupted_checkpoint_is_refused_not_resumed(tmp_path, train_set):
     (tmp_path / "last.pt").write_bytes((tmp_path / "last.pt").read_bytes()[:1000])  # truncated
     with pytest.raises(CheckpointError, match="last.pt is unreadable"):
         train(sfd_step(), data, CFG, tmp_path)
+
+
+def test_the_generator_ema_is_the_hand_computed_average_and_holds_over_a_skipped_step():
+    torch.manual_seed(0)
+    step = PSNRStep(RRDBNet(**MODEL["rrdbnet"]), {**CFG, "ema_decay": 0.5}, torch.device("cpu"))
+    expected = [p.detach().clone() for p in step.g.parameters()]
+    batch = {"lr": torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)),
+             "hr": torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))}
+    for i in range(1, 4):
+        step.step(batch, i)
+        expected = [0.5 * e + 0.5 * p.detach() for e, p in zip(expected, step.g.parameters())]
+    got = list(step.ema.parameters())
+    assert all(torch.allclose(e, q, rtol=0, atol=1e-7) for e, q in zip(expected, got))
+    assert not torch.equal(got[0], step.g.conv_first.weight) and step.eval_net() is step.ema
+    before = [e.clone() for e in got]
+    assert step.step({"lr": torch.full_like(batch["lr"], float("nan")), "hr": batch["hr"]}, 4)["skipped"] == 1
+    assert all(torch.equal(b, e) for b, e in zip(before, step.ema.parameters()))
+    assert PSNRStep(RRDBNet(**MODEL["rrdbnet"]), {**CFG, "ema_decay": 0}, torch.device("cpu")).ema is None
