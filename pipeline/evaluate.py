@@ -44,6 +44,7 @@ from pipeline.metrics.pyiqa_metrics import (
     weight_files,
 )
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
+from pipeline.param_schema import PYIQA_METHODS
 from pipeline.run_table import TABLES
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import read_generator, upscale_image
@@ -60,7 +61,6 @@ SR_COLUMNS = ("image", *SR_METRICS)
 IQA_COLUMNS = ("image", "score", "mos")
 # SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
-PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements
 IQA_LOWER_BETTER = ("niqe", "ilniqe")
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
@@ -69,7 +69,7 @@ BICUBIC_WEIGHTS = "no network: MATLAB-compatible bicubic x4 upscaling of the LR 
 
 
 def _cell(value) -> str:
-    return value if value in (NA, "") or isinstance(value, str) else f"{value:.10g}"  # SFD-IQA scores can be tiny
+    return value if isinstance(value, str) else f"{value:.10g}"  # n/a or text as it is; SFD-IQA scores can be tiny
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from pipeline.metrics.ssim import CONVENTIONS as SSIM_CONVENTIONS
 from pipeline.params import PROFILES, SCALE, ParamError
+from pipeline.run_table import BACKBONES
 
-BACKBONES = ("rrdbnet", "swinir")
-PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")
+PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements (eval_iqa runs them)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -68,8 +68,7 @@ PATCH = integer(SCALE, SCALE)  # HR px: the LR patch is patch / scale
 
 SCHEDULE = {"train_set": TEXT, "val_set": TEXT, "lr": real(0.0, above=True), "iters": COUNT, "batch": COUNT,
             "patch": PATCH, "milestones": list_of(COUNT), "ema_decay": real(0.0, high=0.9999), "workers": integer(0),
-            "ckpt_every": COUNT,
-            "val_every": COUNT, "log_every": COUNT}
+            "ckpt_every": COUNT, "val_every": COUNT, "log_every": COUNT}
 
 SCHEMA: dict[str, Rule] = {
     "profile": one_of(*PROFILES), "seed": integer(0), "scale": one_of(SCALE),

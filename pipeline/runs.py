@@ -13,7 +13,6 @@ checkpoints in `checkpoints/<run>/last.pt`; dvclive logs in `dvclive/<run>/`.
 """
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +25,7 @@ from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.datasets import PairedPatches
 from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import list_images, read_image, write_json
+from pipeline.param_schema import WEIGHT
 from pipeline.params import ParamError, lookup, profile_section
 from pipeline.run_table import run_entry
 from pipeline.tensor_image import to_tensor
@@ -85,8 +85,8 @@ def run_lambdas(params: dict, stage: str, run: str) -> dict[str, float]:
     lambdas = {}
     for term, name in named.items():
         value = lookup(params, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-            raise ParamError(f"`{name}` (read by `{where}.weights`) must be a non-negative number, got {value!r}")
+        if not WEIGHT.ok(value):
+            raise ParamError(f"`{name}` (read by `{where}.weights`) must be {WEIGHT.allowed}, got {value!r}")
         lambdas[term] = value
     return lambdas
 
@@ -218,10 +218,9 @@ def train_run(params: dict, stage: str, run: str) -> Path:
     entry = run_entry(params, stage, run)
     backbone, model_cfg = entry["backbone"], model_config(params)
     cfg = train_config(params, stage, backbone)
-    if stage == "pretrain_psnr":
-        relaunch_under_torchrun(cfg["gpus"])
-        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone).parent
-    lambdas = run_lambdas(params, stage, run)
+    lambdas = None if stage == "pretrain_psnr" else run_lambdas(params, stage, run)  # checked before any relaunch
     relaunch_under_torchrun(cfg["gpus"])
+    if stage == "pretrain_psnr":
+        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone).parent
     return run_gan(entry["variant"], cfg, model_cfg, lambdas, params["seed"], run, entry["init"],
                    params["degradation"] if stage == "train_real" else None, backbone)

@@ -6,9 +6,9 @@ from pipeline.param_schema import check
 from pipeline.params import PROFILES, ParamError, lookup
 
 
-def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
-    """The params `stage` declares in dvc.yaml, checked against the schema and to contain the dotted keys
-    `reads(params)`.
+def stage_params(stage: str, reads: Callable[[dict], Iterable[str]], complete: bool = False) -> dict:
+    """The params `stage` declares in dvc.yaml, checked against the schema (with `complete`, every key of it) and
+    to contain the dotted keys `reads(params)`.
 
     A bad or missing value exits at once with a one-line message naming the key.
     """
@@ -16,7 +16,7 @@ def stage_params(stage: str, reads: Callable[[dict], Iterable[str]]) -> dict:
 
     params = dvc.api.params_show(stages=[stage])
     try:
-        check(params)
+        check(params, complete)
         for key in reads(params):
             lookup(params, key, stage)
     except ParamError as e:

@@ -22,9 +22,11 @@ from stages import stage_params
 GROUPS = (*DATASET_GROUPS, *WEIGHTS_GROUPS)
 
 
+MANIFEST = "reports/metrics/downloads/{group}.json"  # what each group verified, for the report's header
+
+
 def reads(params: dict, group: str) -> tuple[str, ...]:
     return "profile", "download_mirror", f"{params['profile']}.download"
-MANIFEST = "reports/metrics/downloads/{group}.json"  # what each group verified, for the report's header
 
 
 def provenance(entry: dict) -> dict:

@@ -6,13 +6,20 @@ from conftest import run
 from pipeline.fileio import list_images, read_image
 
 
-def test_bad_param_stops_stage_before_work(project_copy, tmp_path):
+def download_with(project_copy, tmp_path, key: str, value):
+    """`python -m stages.download sr` in a copy of the project whose params.yaml has `key` set to `value`: (the
+    result, the copy)."""
     params = yaml.safe_load((project_copy / "params.yaml").read_text())
-    params["profile"] = "fast"
+    params[key] = value
     bad = tmp_path / "bad"
     run(["cp", "-r", str(project_copy), str(bad)], tmp_path)
     (bad / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run(["python", "-m", "stages.download", "sr"], bad, check=False)
+    run(["rm", "-rf", "data/raw"], bad)  # left by an earlier test's repro in the shared copy
+    return run(["python", "-m", "stages.download", "sr"], bad, check=False), bad
+
+
+def test_bad_param_stops_stage_before_work(project_copy, tmp_path):
+    result, bad = download_with(project_copy, tmp_path, "profile", "fast")
     assert result.returncode != 0
     assert "`profile`" in result.stderr
     assert not (bad / "data" / "raw").exists()
@@ -60,13 +67,7 @@ def test_a_bad_param_stops_the_dag_before_dvc_removes_any_output(project_copy):
 
 
 def test_a_bad_mirror_stops_the_download_stage_with_one_line_before_work(project_copy, tmp_path):
-    params = yaml.safe_load((project_copy / "params.yaml").read_text())
-    params["download_mirror"] = "ftp://mirror.example.org/sfd"
-    bad = tmp_path / "bad"
-    run(["cp", "-r", str(project_copy), str(bad)], tmp_path)
-    (bad / "params.yaml").write_text(yaml.safe_dump(params))
-    run(["rm", "-rf", "data/raw"], bad)  # left by an earlier test's repro in the shared copy
-    result = run(["python", "-m", "stages.download", "sr"], bad, check=False)
+    result, bad = download_with(project_copy, tmp_path, "download_mirror", "ftp://mirror.example.org/sfd")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "download_mirror must be an http(s) base URL" in result.stderr

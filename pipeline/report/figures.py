@@ -16,8 +16,8 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OTHER_LABELS, Records, assign_columns
-from pipeline.run_table import evaluated_runs, labels as run_labels
+from pipeline.report.tables import IQA_COUNTERPARTS, METRIC_NAMES, OTHER_LABELS, Records, assign_columns, our_labels
+from pipeline.run_table import evaluated_runs
 
 REFERENCE_BENCHMARK = "DIV2K100"  # the paper's ablation set, also our reference panel for Fig. 1
 
@@ -230,6 +230,6 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
 def build_figures(sr: Records | None, iqa: Records | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
                   tsne_png: Path, runs: dict) -> list[ReportFigure]:
     """Figs. 1, 2, 8, 9; `runs` is params.yaml's run table (our runs' labels and Fig. 8's points)."""
-    labels = {**OTHER_LABELS, **run_labels(runs)}
+    labels = our_labels(runs)
     return [perception_distortion(sr, paper["table1"], labels), relative_plcc(iqa, paper["table3"]),
             ablation(sr, ablation_models(runs), labels), tsne(tsne_png, tsne_meta)]

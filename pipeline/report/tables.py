@@ -167,6 +167,11 @@ def fmt(value: float | None, metric: str, signed: bool = False) -> str:
     return f"{value:{'+' if signed else ''}.{DECIMALS.get(metric, 4)}f}"
 
 
+def our_labels(runs: dict) -> dict[str, str]:
+    """The report's label of each of ours: the run table's runs, bicubic and the SFD-IQA methods."""
+    return {**OTHER_LABELS, **run_labels(runs)}
+
+
 def read_paper(paper_dir: Path) -> dict[str, list[dict]]:
     """The paper's tables: {table id: rows}, `value` a float or None where the paper prints `-`."""
     tables = {}
@@ -214,7 +219,7 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: Records | None, missing:
     our_sets = sr.sets(table_id) if sr else []
     models = sr.methods(table_id) if sr else []
     to_paper = assign_columns(models, methods, paper_columns(runs)[table_id])
-    labels = {**OTHER_LABELS, **run_labels(runs)}
+    labels = our_labels(runs)
     extra_models = [m for m in models if m not in to_paper]
     metrics = paper_metrics + [k for k in (sr.metrics(table_id) if sr else []) if k in METRIC_NAMES
                                and k not in paper_metrics]
