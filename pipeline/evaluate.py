@@ -234,11 +234,12 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
     scorers = []
     path = Path(cfg["sfd_iqa"])
     if path.is_file():
-        model = load_sfd_iqa(path, alpha1=alpha1, alpha2=alpha2, max_pixels=cfg["max_pixels"], tile=cfg["tile"],
-                             tile_margin=cfg["tile_margin"]).to(device)
+        model = load_sfd_iqa(path, clip_position=cfg["clip_position"], alpha1=alpha1, alpha2=alpha2,
+                             max_pixels=cfg["max_pixels"], tile=cfg["tile"], tile_margin=cfg["tile_margin"]).to(device)
         for variant, method in SFD_IQA_METHODS.items():
             summary["weights"][method] = (f"Feat-D and LPP of {path}, CLIP {model.encoder.arch} with "
-                                          f"{model.encoder.weights_description} weights; variant {variant}, "
+                                          f"{model.encoder.weights_description} weights, attention-pool position "
+                                          f"embedding {model.encoder.position}; variant {variant}, "
                                           f"alpha1 {alpha1}, alpha2 {alpha2}")
         scorers.append(lambda x: {SFD_IQA_METHODS[v]: s.item() for v, s in model.scores(x).items()})
     else:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from pipeline.archs.clip_encoder import MIN_SIZE, PAPER_ARCH, CLIPEncoder
 from pipeline.checkpoint import CheckpointError
 from pipeline.fileio import IMAGE_SUFFIXES, ImageError, output_problem, read_image, write_text
-from pipeline.param_schema import COUNT, WEIGHT, flag_problem
+from pipeline.param_schema import CLIP_POSITIONS, COUNT, WEIGHT, flag_problem
 from pipeline.sfd_iqa import SFDIQA, VARIANTS, load_sfd_iqa
 from pipeline.tensor_image import to_tensor
 
@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clip-arch", help=f"CLIP model without --weights (default {PAPER_ARCH})")
     parser.add_argument("--clip-weights",
                         help="openai, none (random) or a file (default: the checkpoint's, or openai without --weights)")
+    parser.add_argument("--clip-position", choices=CLIP_POSITIONS, default="none",
+                        help="CLIP's attention-pool position embedding: none (CLIP-IQA's, default) or interpolate "
+                             "(CLIP's 7x7 table resized to the image)")
     parser.add_argument("--max-pixels", type=int, default=1024 * 1024,
                         help="larger images are scored in tiles (map) and resized (global feature)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
@@ -64,11 +67,12 @@ def build_model(args: argparse.Namespace, variant: str) -> SFDIQA:
     if args.weights:
         if args.clip_arch:
             raise ValueError("--clip-arch applies only without --weights (the checkpoint names its CLIP model)")
-        return load_sfd_iqa(args.weights, clip_weights=args.clip_weights, **kwargs)
+        return load_sfd_iqa(args.weights, clip_weights=args.clip_weights, clip_position=args.clip_position, **kwargs)
     if variant != "baseline":
         raise ValueError(f"--variant {variant} needs --weights (an SFD-IQA checkpoint with the trained Feat-D and "
                          f"LPP); without it only --variant baseline can be computed")
-    return SFDIQA(CLIPEncoder(args.clip_arch or PAPER_ARCH, args.clip_weights or "openai"), **kwargs)
+    return SFDIQA(CLIPEncoder(args.clip_arch or PAPER_ARCH, args.clip_weights or "openai", args.clip_position),
+                  **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

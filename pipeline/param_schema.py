@@ -17,6 +17,9 @@ from pipeline.params import PROFILES, SCALE, ParamError
 from pipeline.run_table import BACKBONES
 
 PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements (eval_iqa runs them)
+# What CLIP's attention pool adds as position embedding (pipeline/archs/clip_encoder.py): `none`, as CLIP-IQA
+# (pyiqa clipiqa_arch, pos_embedding=False by default, at every size), or `interpolate`, CLIP's 7x7 table resized.
+CLIP_POSITIONS = ("none", "interpolate")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -91,7 +94,8 @@ SCHEMA: dict[str, Rule] = {
     **{f"{{p}}.model.swinir.{k}": COUNT for k in ("img_size", "embed_dim", "window_size", "num_feat")},
     "{p}.model.swinir.depths": list_of(COUNT), "{p}.model.swinir.num_heads": list_of(COUNT),
     "{p}.model.swinir.mlp_ratio": real(0.0, above=True),
-    "{p}.model.clip.arch": TEXT, "{p}.model.clip.weights": TEXT, "{p}.model.vgg19.weights": TEXT,
+    "{p}.model.clip.arch": TEXT, "{p}.model.clip.weights": TEXT,
+    "{p}.model.clip.position": one_of(*CLIP_POSITIONS), "{p}.model.vgg19.weights": TEXT,
     "{p}.model.featd.widths": list_of(COUNT, 4), "{p}.model.lpp.n_ctx": COUNT, "{p}.model.image_d.num_feat": COUNT,
     **{f"{{p}}.pretrain_psnr.{{b}}.{k}": rule for k, rule in SCHEDULE.items()},
     "{p}.pretrain_psnr.{b}.init_from": optional(TEXT),
@@ -108,6 +112,7 @@ SCHEMA: dict[str, Rule] = {
     "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS),
     "{p}.eval_iqa.sets": list_of(TEXT), "{p}.eval_iqa.sfd_iqa": TEXT,
     "{p}.eval_iqa.pyiqa_methods": list_of(one_of(*PYIQA_METHODS)),
+    "{p}.eval_iqa.clip_position": one_of(*CLIP_POSITIONS),
     "{p}.eval_iqa.max_pixels": COUNT, "{p}.eval_iqa.tile": integer(32, 32), "{p}.eval_iqa.tile_margin": integer(0, 32),
 }
 

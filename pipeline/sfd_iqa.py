@@ -151,10 +151,12 @@ def save_sfd_iqa(path: str | os.PathLike, encoder: CLIPEncoder, featd: FeatD, lp
     save_state_dict(path, state, meta)
 
 
-def load_sfd_iqa(path: str | os.PathLike, clip_weights: str | None = None, **sfd_iqa_kwargs) -> SFDIQA:
+def load_sfd_iqa(path: str | os.PathLike, clip_weights: str | None = None, clip_position: str = "none",
+                 **sfd_iqa_kwargs) -> SFDIQA:
     """SFDIQA (on the CPU) from a checkpoint of save_sfd_iqa; CheckpointError if the file is not one or does not fit.
 
     `clip_weights` overrides the CLIP weights named in the file (e.g. a local copy of the OpenAI weights);
+    `clip_position` is CLIP's attention-pool position embedding (CLIPEncoder; `none`, CLIP-IQA's, by default);
     `sfd_iqa_kwargs` go to SFDIQA (alpha1, alpha2, max_pixels, tile, tile_margin).
     """
     state, meta = load_state_dict(path)
@@ -172,7 +174,7 @@ def load_sfd_iqa(path: str | os.PathLike, clip_weights: str | None = None, **sfd
         raise CheckpointError(f"the CLIP weights file that the SFD-IQA checkpoint {path} names is not found: {weights} "
                               f"(a relative path is relative to the current directory, {os.getcwd()}); "
                               f"`python -m pipeline.iqa --clip-weights FILE` overrides it")
-    encoder = CLIPEncoder(arch, weights)
+    encoder = CLIPEncoder(arch, weights, clip_position)
     featd = FeatD(encoder.mid_channels, widths)
     lpp = LearnablePromptPairs(encoder, n_ctx, class_texts)
     for prefix, module in (("featd.", featd), ("lpp.", lpp)):

@@ -43,8 +43,10 @@ def test_rn50_channels_and_interpolated_pool():
     assert [tuple(f.shape) for f in feats] == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 1024)]
 
 
-def test_native_size_matches_open_clip(encoder):
-    """At 224 px no interpolation happens: F_out is open_clip's encode_image of the CLIP-normalised input."""
+def test_native_size_matches_open_clip():
+    """With `interpolate` at 224 px nothing is resized: F_out is open_clip's encode_image of the CLIP-normalised
+    input."""
+    encoder = CLIPEncoder(TINY_ARCH, "none", position="interpolate")
     reference = open_clip_reference()
     x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -127,6 +129,30 @@ def test_openai_download_failure_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(open_clip, "create_model", offline)
     with pytest.raises(CheckpointError, match="cannot get the OpenAI CLIP weights.*no network"):
         CLIPEncoder("RN50-quickgelu", "openai")
+
+
+@pytest.mark.parametrize("hw", [(768, 1024), (224, 224)])
+def test_default_pool_is_clip_iqas_without_position_embedding(encoder, hw):
+    """By default F_out is CLIP-IQA's (pyiqa clipiqa_arch: AttentionPool2d with pos_embedding=False) at any size,
+    KonIQ's 1024 x 768 included; `interpolate` differs from it."""
+    from pyiqa.archs.clip_model import AttentionPool2d
+    pool = encoder.visual.attnpool
+    x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        grid = encoder.visual.layer4(encoder.visual.layer3(encoder.visual.layer2(encoder.visual.layer1(
+            encoder.visual.stem((x - encoder.mean) / encoder.std)))))
+        reference = AttentionPool2d(7, pool.q_proj.in_features, pool.num_heads, pool.c_proj.out_features).eval()
+        reference.load_state_dict(pool.state_dict())
+        expected = reference(grid, pos_embedding=False)
+        assert encoder.position == "none"
+        torch.testing.assert_close(encoder(x).out, expected, rtol=0, atol=1e-5)
+        interpolated = CLIPEncoder(TINY_ARCH, "none", position="interpolate")(x).out
+        assert (interpolated - expected).abs().max() > 1e-3
+
+
+def test_unknown_position_is_refused():
+    with pytest.raises(ValueError, match="position must be one of"):
+        CLIPEncoder(TINY_ARCH, "none", position="drop")
 
 
 @pytest.mark.parametrize("hw", [(8, 8), (12, 16), (7, 7), (3, 5)])

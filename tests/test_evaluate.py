@@ -203,7 +203,8 @@ def iqa_run(tmp_path_factory):
     save_sfd_iqa(root / "sfd_iqa.safetensors", encoder, FeatD(encoder.mid_channels, (16, 16, 8, 8)),
                  LearnablePromptPairs(encoder, n_ctx=4), prompt_logit_scale=1.0)  # 100 saturates random CLIP
     cfg = {"sets": ["dist"], "sfd_iqa": str(root / "sfd_iqa.safetensors"), "max_pixels": 1048576, "tile": 512,
-           "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa"]}
+           "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa"],
+           "clip_position": "interpolate"}  # not the default: the scores below show the param reaches the model
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -215,7 +216,7 @@ def test_iqa_csvs_hold_the_scores(iqa_run):
     root, cfg, _, _ = iqa_run
     written = {p.parent.name for p in (root / "metrics" / "iqa").glob("*/dist.csv")}
     assert written == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe"}
-    model = load_sfd_iqa(cfg["sfd_iqa"], alpha1=0.3, alpha2=0.7)
+    model = load_sfd_iqa(cfg["sfd_iqa"], clip_position="interpolate", alpha1=0.3, alpha2=0.7)
     for variant, method in SFD_IQA_METHODS.items():
         header, rows = read_csv(root / "metrics" / "iqa" / method / "dist.csv")
         assert header == IQA_HEADER and len(rows) == 8
@@ -254,6 +255,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert "hub/clip/RN50.pt" in table3[("clipiqa", "krcc")]["reason"]
     assert set(data["weights"]) == {*SFD_IQA_METHODS.values(), "niqe"}
     assert "clip_tiny" in data["weights"]["sfd_iqa"] and "random" in data["weights"]["sfd_iqa"]
+    assert "position embedding interpolate" in data["weights"]["sfd_iqa"]
 
 
 def test_table4_subsets(iqa_run):

@@ -77,6 +77,26 @@ def test_single_file_variant_and_baseline_without_weights(setup):
     assert len(read_rows(out)) == 2
 
 
+def test_clip_position_embedding_is_clip_iqas_unless_asked(setup):
+    """By default SFD-IQA's F_out has no position embedding (CLIP-IQA's); --clip-position interpolate scores with
+    CLIP's table resized, and gives other scores."""
+    root, images, weights = setup
+    img = torch.from_numpy(read_image(images / "a.jpg")).permute(2, 0, 1)[None].float() / 255
+    scores = {}
+    for position in ("none", "interpolate"):
+        out = root / f"{position}.csv"
+        flag = [] if position == "none" else ["--clip-position", position]
+        assert main(["--input", str(images / "a.jpg"), "--output", str(out), "--weights", str(weights),
+                     "--device", "cpu", *flag]) == 0
+        scores[position] = float(read_rows(out)[0]["score"])
+        model = load_sfd_iqa(weights, clip_position=position)
+        assert model.encoder.position == position
+        with torch.no_grad():
+            assert scores[position] == pytest.approx(model(img, "full").item(), abs=1e-6)
+    assert load_sfd_iqa(weights).encoder.position == "none"
+    assert abs(scores["none"] - scores["interpolate"]) > 1e-6
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing_input", "input not found"),
     ("missing_weights", "weights file not found"),

@@ -8,6 +8,10 @@ Weights: `openai` (open_clip's download of the OpenAI weights, RN50-quickgelu on
 (`.safetensors`, or `.pth`/`.bin` read with weights_only), or `none`: a random init drawn with a fixed seed, so that
 every process builds the same random CLIP and Feat-D/LPP weights trained on it stay meaningful elsewhere.
 
+Position embedding of the attention pool (`position`, pipeline.param_schema.CLIP_POSITIONS): `none`, as CLIP-IQA
+computes its score (pyiqa clipiqa_arch's default pos_embedding=False, at every size), or `interpolate`, CLIP's
+7x7(+1) table resized (bicubic) to the feature grid.
+
 The encoder never trains: its parameters have requires_grad False and it stays in eval mode (BatchNorm with running
 statistics) even when a parent module calls train(). Gradients still flow to the input image.
 """
@@ -26,6 +30,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_state_dict
+from pipeline.param_schema import CLIP_POSITIONS as POSITIONS
 
 PAPER_ARCH = "RN50-quickgelu"
 TINY_ARCH = "clip_tiny"
@@ -102,19 +107,23 @@ def resize_position_table(table: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.einsum("hi,ijc,wj->hwc", rows, table, cols)
 
 
-def attention_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """open_clip's AttentionPool2d with its 7x7(+1) position table interpolated (bicubic) to the feature grid.
+def attention_pool(pool: nn.Module, x: torch.Tensor, position: str) -> torch.Tensor:
+    """open_clip's AttentionPool2d on an N x C x h x w grid, with the position embedding `position` says (POSITIONS).
 
-    The interpolation lets the encoder take any input size (ours: CLIP itself only knows 224 x 224); at the native
-    size it is open_clip's computation exactly.
+    `none` is CLIP-IQA's pool (pyiqa clipiqa_arch with its default pos_embedding=False); `interpolate` resizes the
+    7x7(+1) table to the grid (bicubic), which at the native 224 px is open_clip's computation exactly.
     """
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
     _, c, h, w = x.shape
     pos = pool.positional_embedding
     grid = round((pos.shape[0] - 1) ** 0.5)
-    if (h, w) != (grid, grid):
+    if position == "interpolate" and (h, w) != (grid, grid):
         pos = torch.cat([pos[:1], resize_position_table(pos[1:].reshape(grid, grid, c), h, w).reshape(h * w, c)])
     x = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
-    x = torch.cat([x.mean(dim=0, keepdim=True), x]) + pos[:, None, :].to(x.dtype)
+    x = torch.cat([x.mean(dim=0, keepdim=True), x])
+    if position == "interpolate":
+        x = x + pos[:, None, :].to(x.dtype)
     x, _ = F.multi_head_attention_forward(
         query=x, key=x, value=x, embed_dim_to_check=c, num_heads=pool.num_heads,
         q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight, v_proj_weight=pool.v_proj.weight,
@@ -132,10 +141,12 @@ class CLIPEncoder(nn.Module):
     `text_width` and `context_length` for the LPP, `weights_description` and `random_weights` for reports.
     """
 
-    def __init__(self, arch: str = PAPER_ARCH, weights: str = "openai"):
+    def __init__(self, arch: str = PAPER_ARCH, weights: str = "openai", position: str = "none"):
         super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f"CLIP position must be one of {POSITIONS}, got {position!r}")
         model, self.weights_description = build_clip_model(arch, str(weights))
-        self.arch, self.weights = arch, str(weights)
+        self.arch, self.weights, self.position = arch, str(weights), position
         self.random_weights = self.weights == "none"
         self.visual = model.visual
         self.token_embedding = model.token_embedding
@@ -163,7 +174,7 @@ class CLIPEncoder(nn.Module):
     def forward(self, img: torch.Tensor, with_output: bool = True) -> CLIPFeatures:
         """F_m1, F_m2, F_m3 and (unless `with_output` is False, which skips layer4 and the pool) F_out.
 
-        `img`: N x 3 x H x W RGB in [0, 1], H and W >= 32 (any size: the pool's position table is interpolated).
+        `img`: N x 3 x H x W RGB in [0, 1], H and W >= 32 (any size; `position` says what the pool adds).
         """
         if min(img.shape[-2:]) < MIN_SIZE:
             raise ValueError(f"CLIP needs images of at least {MIN_SIZE} x {MIN_SIZE} pixels, got "
@@ -173,7 +184,7 @@ class CLIPEncoder(nn.Module):
         m1 = v.layer1(x)
         m2 = v.layer2(m1)
         m3 = v.layer3(m2)
-        out = attention_pool(v.attnpool, v.layer4(m3)) if with_output else None
+        out = attention_pool(v.attnpool, v.layer4(m3), self.position) if with_output else None
         return CLIPFeatures(m1, m2, m3, out)
 
     def encode_token_embeddings(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:

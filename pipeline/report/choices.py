@@ -25,8 +25,12 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                                      "'Good photo.' / 'Bad photo.', not CoOp's random filler")),
     (None, "pipeline/losses.py", ("the generator's GAN terms of Eq. 2 and 6 use the non-saturating -log D(SR) "
                                   "instead of the printed log(1 - D(SR)), as BasicSR and SeD do")),
-    (None, "pipeline/archs/clip_encoder.py", ("CLIP's 7x7 attention-pool position table is interpolated (bicubic) "
-                                              "so the encoder takes any patch size")),
+    ("model.clip.position", "", ("training: CLIP's attention pool adds no position embedding to F_out (TG-D's "
+                                 "score), as CLIP-IQA computes the score the paper says TG-D follows (pyiqa "
+                                 "clipiqa_arch, pos_embedding False); interpolate resizes CLIP's 7x7 table")),
+    ("eval_iqa.clip_position", "", ("scoring (SFD-IQA's s_o and s_lp): no position embedding at any image size, as "
+                                    "CLIP-IQA scores; interpolate would resize the 7x7 table to the image's grid "
+                                    "(32 x 24 for KonIQ's 1024 x 768)")),
     ("model.clip.weights", "", ("quick profile: random CLIP weights (no download offline), so its numbers are "
                                 "not the paper's")),
     ("model.clip.arch", "", "quick profile: a tiny CLIP of the same classes so training fits a 2-core CPU"),
