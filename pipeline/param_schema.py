@@ -100,8 +100,11 @@ SCHEMA: dict[str, Rule] = {
     **{f"{{p}}.pretrain_psnr.{{b}}.{k}": rule for k, rule in SCHEDULE.items()},
     "{p}.pretrain_psnr.{b}.init_from": optional(TEXT),
     **{f"{{p}}.train_gan.{{b}}.{k}": rule for k, rule in SCHEDULE.items()},
-    **{f"{{p}}.train_real.{k}": rule for k, rule in SCHEDULE.items() if k != "train_set"},
-    "{p}.train_real.train_sets": list_of(TEXT), "{p}.train_real.degrade_size": PATCH,
+    **{f"{{p}}.{stage}.{k}": rule for stage in ("pretrain_real", "train_real") for k, rule in SCHEDULE.items()
+       if k != "train_set"},
+    **{f"{{p}}.{stage}.{k}": rule for stage in ("pretrain_real", "train_real")
+       for k, rule in (("train_sets", list_of(TEXT)), ("degrade_size", PATCH))},
+    "{p}.pretrain_real.init_from": optional(TEXT),
     "{p}.tsne.image_d": TEXT, "{p}.tsne.featd": TEXT, "{p}.tsne.source": TEXT,
     "{p}.tsne.categories": optional(list_of(TEXT)), "{p}.tsne.images_per_class": optional(integer(2)),
     "{p}.tsne.crops_per_image": COUNT, "{p}.tsne.crop": COUNT, "{p}.tsne.perplexity": real(0.0, above=True),

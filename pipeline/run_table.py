@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.params import ParamError, lookup
 
 BACKBONES = ("rrdbnet", "swinir")
-STAGES = ("pretrain_psnr", "train_gan", "train_real")
+STAGES = ("pretrain_psnr", "pretrain_real", "train_gan", "train_real")
 TABLES = ("table1", "table2")
 
 

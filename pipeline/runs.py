@@ -2,9 +2,14 @@
 
 Every trained model is one entry of params.yaml's run table `runs.<stage>.<run>` (run_entry): its generator
 backbone (`rrdbnet`, ESRGAN's RRDBNet, the paper's main model, or `swinir`, Table 1's SwinIR), sized by
-`<profile>.model.<backbone>` and trained on `<profile>.<stage>.<backbone>` (train_config); the run it starts from
-(`init`), its Fig. 8 variant and the loss weights its generator reads (run_lambdas). `reads` lists the dotted keys
-each run reads, which dvc.yaml declares.
+`<profile>.model.<backbone>` and trained on `<profile>.<stage>.<backbone>` (`<profile>.<stage>` for the real-world
+stages; train_config); the run it starts from (`init`), its Fig. 8 variant and the loss weights its generator
+reads (run_lambdas). `reads` lists the dotted keys each run reads, which dvc.yaml declares.
+
+Stages: `pretrain_psnr` (L1 on bicubic pairs), `pretrain_real` (RealESRNet: L1 to the sharpened GT on
+Real-ESRGAN's degradation made on the fly, the fidelity model the real-world run starts from), `train_gan`
+(Eq. 7 on bicubic pairs), `train_real` (Eq. 7 on the real-world degradation). A PSNR stage with `init_from`
+converts a public checkpoint instead of training.
 
 Outputs: `models/<run>/generator.safetensors` (plain state dict, loadable by `python -m pipeline.sr`), for runs
 with Feat-D and LPP `models/<run>/sfd_iqa.safetensors` (loadable by `python -m pipeline.iqa`), for the esrgan
@@ -39,6 +44,8 @@ MODELS, CHECKPOINTS, LIVE, SETS = Path("models"), Path("checkpoints"), Path("dvc
 
 BACKBONES = {"rrdbnet": RRDBNet, "swinir": SwinIR}
 PER_BACKBONE = ("pretrain_psnr", "train_gan")  # stages whose profile section has one schedule per backbone
+PSNR_STAGES = ("pretrain_psnr", "pretrain_real")  # L1 only; pretrain_real on the real-world degradation
+REAL_WORLD = ("pretrain_real", "train_real")  # stages that make their LR inputs by the `degradation` section
 GAN_NETS = ("clip", "vgg19", "featd", "lpp", "image_d")  # the model sections a GAN run builds besides its generator
 
 
@@ -49,8 +56,10 @@ def reads(params: dict, stage: str, run: str) -> tuple[str, ...]:
     keys = ["profile", "seed", "scale", "speed", "optim", f"runs.{stage}.{run}.backbone", f"{profile}.model.{backbone}"]
     if stage == "pretrain_psnr":
         return (*keys, f"{section}.{backbone}")
-    keys += [*(f"runs.{stage}.{run}.{k}" for k in ("init", "variant", "weights")), "prompt_logit_scale",
-             *(f"{profile}.model.{net}" for net in GAN_NETS), *dict.fromkeys(entry["weights"].values())]
+    keys.append(f"runs.{stage}.{run}.init")
+    if stage not in PSNR_STAGES:
+        keys += [*(f"runs.{stage}.{run}.{k}" for k in ("variant", "weights")), "prompt_logit_scale",
+                 *(f"{profile}.model.{net}" for net in GAN_NETS), *dict.fromkeys(entry["weights"].values())]
     return (*keys, f"{section}.{backbone}") if stage in PER_BACKBONE else (*keys, section, "degradation")
 
 
@@ -144,8 +153,28 @@ def loop_cfg(cfg: dict, seed: int, **identity) -> dict:
             "config": {"cfg": trained_with, "seed": seed, **identity}}
 
 
-def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str = "rrdbnet") -> Path:
-    """Stage 1: train the backbone with L1, or verify and convert `init_from`. `cfg` is train_config's."""
+def training_data(cfg: dict, seed: int, real_world: bool) -> PairedPatches:
+    """The training stages' HR/LR patches: the sub-images' pairs, or (`real_world`) HR crops of `degrade_size` that
+    the step degrades, flipped only as Real-ESRGAN x4plus (options/train_realesrgan_x4plus.yml and
+    train_realesrnet_x4plus.yml: use_hflip true, use_rot false)."""
+    if real_world:
+        return PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed, rotate=False)
+    return PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
+
+
+def real_world(degradation_cfg: dict | None, model_cfg: dict, device: torch.device):
+    """(Real-ESRGAN's degradation on `device`, its pair pool), or (None, None) without a config."""
+    if degradation_cfg is None:
+        return None, None
+    return (RealESRGANDegradation(degradation_cfg, scale=model_cfg["scale"]).to(device),
+            PairPool(degradation_cfg["pool_size"]))
+
+
+def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str = "rrdbnet", init: str | None = None,
+                 degradation_cfg: dict | None = None) -> Path:
+    """Stage 1: train the backbone with L1 (from scratch, or from the generator of run `init`), or verify and
+    convert `init_from`; with `degradation_cfg`, RealESRNet: L1 to the sharpened GT on the real-world degradation.
+    `cfg` is train_config's."""
     out = MODELS / name / "generator.safetensors"
     if cfg["init_from"]:
         net = load_generator(Path(cfg["init_from"]), backbone, model_cfg[backbone])
@@ -160,12 +189,17 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str
     rank, _ = distributed()
     device = default_device()
     torch.manual_seed(seed)
-    step = PSNRStep(new_generator(backbone, model_cfg[backbone]), cfg, device)
-    data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
-    train(step, data, loop_cfg(cfg, seed, model=model_cfg[backbone], backbone=backbone), CHECKPOINTS / name,
-          psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
+    generator = load_generator(MODELS / init / "generator.safetensors", backbone, model_cfg[backbone]) if init \
+        else new_generator(backbone, model_cfg[backbone])
+    degradation, pool = real_world(degradation_cfg, model_cfg, device)
+    step = PSNRStep(generator, cfg, device, degradation, pool, seed)
+    identity = {"model": model_cfg[backbone], "backbone": backbone,
+                **({"init": init, "degradation": degradation_cfg} if init or degradation_cfg else {})}
+    train(step, training_data(cfg, seed, degradation_cfg is not None), loop_cfg(cfg, seed, **identity),
+          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
-        save_state_dict(out, step.eval_net().state_dict(), {"source": "trained by pretrain_psnr" + ema_note(step)})
+        stage = "pretrain_real" if degradation_cfg else "pretrain_psnr"
+        save_state_dict(out, step.eval_net().state_dict(), {"source": f"trained by {stage}" + ema_note(step)})
     return out
 
 
@@ -177,19 +211,12 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
     device = default_device()
     torch.manual_seed(seed)
     generator = load_generator(MODELS / init / "generator.safetensors", backbone, model_cfg[backbone])
-    if degradation_cfg is None:
-        degradation = pool = None
-        data = PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
-    else:
-        degradation = RealESRGANDegradation(degradation_cfg, scale=model_cfg["scale"]).to(device)
-        pool = PairPool(degradation_cfg["pool_size"])
-        # Real-ESRGAN x4plus flips only (options/train_realesrgan_x4plus.yml: use_hflip true, use_rot false)
-        data = PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed, rotate=False)
+    degradation, pool = real_world(degradation_cfg, model_cfg, device)
     step = GANStep(variant, generator.train(), model_cfg, lambdas, cfg, device, degradation, pool, seed)
     identity = {"model": model_cfg, "lambdas": step.lambdas, "variant": variant, "degradation": degradation_cfg,
                 "backbone": backbone}
-    train(step, data, loop_cfg(cfg, seed, **identity), CHECKPOINTS / name,
-          psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
+    train(step, training_data(cfg, seed, degradation_cfg is not None), loop_cfg(cfg, seed, **identity),
+          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
     if rank == 0:
         export(step, MODELS / name, model_cfg)
     return MODELS / name
@@ -218,9 +245,10 @@ def train_run(params: dict, stage: str, run: str) -> Path:
     entry = run_entry(params, stage, run)
     backbone, model_cfg = entry["backbone"], model_config(params)
     cfg = train_config(params, stage, backbone)
-    lambdas = None if stage == "pretrain_psnr" else run_lambdas(params, stage, run)  # checked before any relaunch
+    lambdas = None if stage in PSNR_STAGES else run_lambdas(params, stage, run)  # checked before any relaunch
     relaunch_under_torchrun(cfg["gpus"])
-    if stage == "pretrain_psnr":
-        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone).parent
-    return run_gan(entry["variant"], cfg, model_cfg, lambdas, params["seed"], run, entry["init"],
-                   params["degradation"] if stage == "train_real" else None, backbone)
+    degradation_cfg = params["degradation"] if stage in REAL_WORLD else None
+    if stage in PSNR_STAGES:
+        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone, entry.get("init"), degradation_cfg).parent
+    return run_gan(entry["variant"], cfg, model_cfg, lambdas, params["seed"], run, entry["init"], degradation_cfg,
+                   backbone)

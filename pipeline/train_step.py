@@ -1,13 +1,14 @@
-"""One training iteration of each model the paper trains: the PSNR model (L1) and the GAN variants of SFD.
+"""One training iteration of each model the paper trains: the PSNR models (L1; bicubic, or RealESRNet's real-world
+one) and the GAN variants of SFD.
 
 Variants (Fig. 8's ablation): `esrgan` (the baseline: BasicSR's VGG-style image discriminator with ESRGAN's
 relativistic GAN), `featd` (Feat-D only, Eq. 1-2), `tgd` (TG-D only, Eq. 5-6), `sfd` (both). The generator's loss
 is Eq. 7 with the variant's adversarial terms. Per iteration, SFD runs CLIP once on the SR batch with gradients
 (for G) and reuses those features, detached, for the discriminators' step; the HR batch's features are computed
 without gradients; the LPP's text features are computed once and serve both steps. With `degradation` set (the
-real-world model), LR inputs are made on the fly by Real-ESRGAN's second-order pipeline (its randomness seeded per
-iteration and DDP rank) and the L1/perceptual target is the sharpened GT. A skipped step (non-finite loss) leaves
-weights, Adam states and the discriminators' buffers as they were.
+real-world models), LR inputs are made on the fly by Real-ESRGAN's second-order pipeline (`Step.real_pair`, its
+randomness seeded per iteration and DDP rank) and the L1/perceptual target is the sharpened GT. A skipped step
+(non-finite loss) leaves weights, Adam states and the discriminators' buffers as they were.
 
 Speed switches (params of the training sections, each on by default, applied on CUDA only): `bf16` autocast,
 `channels_last` memory format, `compile` (torch.compile of every network's forward: generator, VGG19, CLIP's
@@ -108,8 +109,10 @@ class Step:
 
     fast_devices = ("cuda",)
 
-    def __init__(self, cfg: dict, device: torch.device):
+    def __init__(self, cfg: dict, device: torch.device, degradation=None, pool=None, seed: int = 0):
         self.cfg, self.device = cfg, device
+        self.degradation, self.pool, self.seed = degradation, pool, seed
+        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         fast = device.type in self.fast_devices
         self.switches = {k: fast and bool(cfg.get(k, True)) for k in SWITCHES}
         if device.type == "cuda":  # fixed patch sizes: let cuDNN time its algorithms once and keep the fastest
@@ -210,6 +213,24 @@ class Step:
             for opt in optims:
                 opt.step()
 
+    def real_pair(self, batch: dict, iteration: int, sharpened_hr: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) patches from the HR degradation crops `batch["hr"]` by Real-ESRGAN's on-the-fly pipeline: the
+        crop is USM-sharpened and degraded (its randomness seeded per iteration and DDP rank), a random paired
+        patch of `patch` px is cut and the pair goes through the pool. The HR patch is cut from the sharpened crop
+        with `sharpened_hr` (RealESRNet, gt_usm true: its L1 target), from the crop as it is without (RealESRGAN,
+        which sharpens its target after the pool: realesrgan_model.py feed_data)."""
+        generator = torch.Generator().manual_seed(degradation_seed(self.seed, iteration, self.rank))
+        hr = batch["hr"].to(self.device, non_blocking=True)
+        sharp = self.degradation.sharpen(hr)
+        lr = self.degradation.degrade(sharp, generator)
+        hr = sharp if sharpened_hr else hr
+        patch, s = self.cfg["patch"], self.degradation.scale
+        lp = patch // s
+        y = int(torch.randint(lr.shape[-2] - lp + 1, (1,), generator=generator))
+        x = int(torch.randint(lr.shape[-1] - lp + 1, (1,), generator=generator))
+        lr, hr = lr[..., y:y + lp, x:x + lp], hr[..., y * s:y * s + patch, x * s:x * s + patch]
+        return self.pool(lr.contiguous(), hr.contiguous(), generator)
+
     def autocast(self):
         if self.switches["bf16"]:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -227,11 +248,13 @@ class Step:
                 **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def local_state_dict(self) -> dict:
-        """State that differs between DDP ranks; the trainer saves every rank's."""
-        return {}
+        """State that differs between DDP ranks, which the trainer saves for every rank: the real-world pair pool
+        (each rank's holds pairs of its own share of the batches)."""
+        return {"pool": self.pool.state_dict()} if self.pool is not None else {}
 
     def load_local_state_dict(self, state: dict) -> None:
-        pass
+        if self.pool is not None:
+            self.pool.load_state_dict(state["pool"])
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state["nets"].items():
@@ -256,17 +279,22 @@ class Step:
 
 
 class PSNRStep(Step):
-    """Stage 1: the fidelity-oriented model, L1 loss only."""
+    """Stage 1: the fidelity-oriented model, L1 loss only; with `degradation`, RealESRNet (L1 to the sharpened GT,
+    on Real-ESRGAN's degradation made on the fly)."""
 
-    def __init__(self, generator: nn.Module, cfg: dict, device: torch.device):
-        super().__init__(cfg, device)
+    def __init__(self, generator: nn.Module, cfg: dict, device: torch.device, degradation=None, pool=None,
+                 seed: int = 0):
+        super().__init__(cfg, device, degradation, pool, seed)
         self.add_ema(generator)  # before add_net: a plain copy, never compiled or wrapped
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
 
     def step(self, batch: dict, iteration: int) -> dict:
         with self.iteration():
-            lr, hr = self.to_device(batch["lr"]), self.to_device(batch["hr"])
+            with record_function("make_pair"):
+                lr, hr = (batch["lr"], batch["hr"]) if self.degradation is None else \
+                    self.real_pair(batch, iteration, sharpened_hr=True)
+            lr, hr = self.to_device(lr), self.to_device(hr)
             with self.autocast(), record_function("g_forward"):
                 sr = self.g(lr)
             loss = F.l1_loss(sr.float(), hr)
@@ -280,12 +308,10 @@ class GANStep(Step):
 
     def __init__(self, variant: str, generator: nn.Module, model_cfg: dict, lambdas: dict, cfg: dict,
                  device: torch.device, degradation=None, pool=None, seed: int = 0):
-        super().__init__(cfg, device)
-        self.variant, self.seed = variant, seed
-        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        super().__init__(cfg, device, degradation, pool, seed)
+        self.variant = variant
         self.lambdas = variant_lambdas(variant, lambdas)
         self.scale = model_cfg["prompt_logit_scale"]
-        self.degradation, self.pool = degradation, pool
         self.add_ema(generator)  # before add_net: a plain copy, never compiled or wrapped
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
@@ -311,15 +337,7 @@ class GANStep(Step):
         if self.degradation is None:
             hr = self.to_device(batch["hr"])
             return self.to_device(batch["lr"]), hr, hr
-        generator = torch.Generator().manual_seed(degradation_seed(self.seed, iteration, self.rank))
-        hr = batch["hr"].to(self.device, non_blocking=True)
-        lr = self.degradation(hr, generator)
-        patch, s = self.cfg["patch"], self.degradation.scale
-        lp = patch // s
-        y = int(torch.randint(lr.shape[-2] - lp + 1, (1,), generator=generator))
-        x = int(torch.randint(lr.shape[-1] - lp + 1, (1,), generator=generator))
-        lr, hr = lr[..., y:y + lp, x:x + lp], hr[..., y * s:y * s + patch, x * s:x * s + patch]
-        lr, hr = self.pool(lr.contiguous(), hr.contiguous(), generator)
+        lr, hr = self.real_pair(batch, iteration, sharpened_hr=False)
         return self.to_device(lr), self.to_device(hr), self.to_device(self.degradation.sharpen(hr))
 
     def step(self, batch: dict, iteration: int) -> dict:
@@ -380,11 +398,3 @@ class GANStep(Step):
             logs.update(d_tg=d_tg.detach(), lpp_hr=s_hr.detach().mean(), lpp_sr=s_sr.detach().mean())
             loss = loss + d_tg
         return loss
-
-    def local_state_dict(self) -> dict:
-        """The real-world pair pool: each rank's holds pairs of its own share of the batches."""
-        return {"pool": self.pool.state_dict()} if self.pool is not None else {}
-
-    def load_local_state_dict(self, state: dict) -> None:
-        if self.pool is not None:
-            self.pool.load_state_dict(state["pool"])

@@ -207,12 +207,13 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
     _write(root / "clip_rn50_openai_jit" / "RN50.pt", buf.getvalue())
-    # Generators in BasicSR layout: {'params_ema': ...} for RealESRGAN_x4plus, {'params': ...} for the official
-    # ESRGAN (BasicSR's inference_esrgan.py reads ['params']), BasicSR's PSNR model and SwinIR-M x4 (its release)
+    # Generators in BasicSR layout: {'params_ema': ...} for RealESRGAN_x4plus and RealESRNet_x4plus, {'params': ...}
+    # for the official ESRGAN (BasicSR's inference_esrgan.py reads ['params']), BasicSR's PSNR model and SwinIR-M x4
     rrdb = lambda: RRDBNet(**model_cfg["rrdbnet"]).state_dict()  # noqa: E731
     _write(root / "esrgan_rrdb_esrgan_x4" / "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
            _torch_bytes({"params": rrdb()}))
     _write(root / "realesrgan_x4plus" / "RealESRGAN_x4plus.pth", _torch_bytes({"params_ema": rrdb()}))
+    _write(root / "realesrnet_x4plus" / "RealESRNet_x4plus.pth", _torch_bytes({"params_ema": rrdb()}))
     _write(root / "swinir_m_x4" / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",
            _torch_bytes({"params": SwinIR(**model_cfg["swinir"]).state_dict()}))
     return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()})}

@@ -14,7 +14,8 @@ SHORT = {"iters": 4, "ckpt_every": 2, "val_every": 4, "log_every": 2}
 def shorten(params: dict) -> dict:
     """Every training run of the quick profile (both backbones' schedules) cut to 4 iterations."""
     quick = params["quick"]
-    for block in (*quick["pretrain_psnr"].values(), *quick["train_gan"].values(), quick["train_real"]):
+    for block in (*quick["pretrain_psnr"].values(), quick["pretrain_real"], *quick["train_gan"].values(),
+                  quick["train_real"]):
         block.update(SHORT, milestones=[3])
     return params
 
@@ -25,13 +26,15 @@ def test_training_stages_depend_on_the_modules_that_load_and_write_their_models(
     assert "pipeline/sr.py" in stages["pretrain_psnr"]["do"]["deps"]
     for deps in (stages["train_gan"]["do"]["deps"], stages["train_real"]["do"]["deps"]):
         assert {"pipeline/sr.py", "pipeline/sfd_iqa.py"} <= set(deps)
+    assert {"pipeline/sr.py", "pipeline/data/degradation.py"} <= set(stages["pretrain_real"]["do"]["deps"])
 
 
 def test_training_stages_and_lambda4_rerun_set(project_copy):
     path = project_copy / "params.yaml"
     path.write_text(yaml.safe_dump(shorten(yaml.safe_load(path.read_text())), sort_keys=False))
     run(["dvc", "repro"], project_copy)
-    for name in ("psnr", "esrgan", "featd", "tgd", "sfd", "swinir_psnr", "swinir_esrgan", "swinir_sfd", "real"):
+    for name in ("psnr", "realesrnet", "esrgan", "featd", "tgd", "sfd", "swinir_psnr", "swinir_esrgan", "swinir_sfd",
+                 "real"):
         state, _ = load_state_dict(project_copy / "models" / name / "generator.safetensors")
         assert "conv_first.weight" in state
     iqa = load_sfd_iqa(project_copy / "models" / "real" / "sfd_iqa.safetensors")
@@ -53,4 +56,5 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real@real"} <= ran
     assert not ran & {"download@sr", "synthesize@sr", "pretrain_psnr@psnr", "pretrain_psnr@swinir_psnr",
+                      "pretrain_real@realesrnet",
                       "train_gan@esrgan", "train_gan@featd", "train_gan@swinir_esrgan"}, ran

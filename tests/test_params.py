@@ -24,7 +24,8 @@ def resolved_stages() -> dict[str, tuple[str, set[str]]]:
 def test_every_stage_declares_exactly_the_params_it_reads():
     stages = resolved_stages()
     assert {"download@sr", "download@train_weights", "synthesize@sr", "synthesize@iqa", "pretrain_psnr@psnr",
-            "pretrain_psnr@swinir_psnr", "train_gan@sfd", "train_gan@swinir_sfd", "train_real@real"} <= set(stages)
+            "pretrain_psnr@swinir_psnr", "pretrain_real@realesrnet", "train_gan@sfd", "train_gan@swinir_sfd",
+            "train_real@real"} <= set(stages)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name, (cmd, declared) in stages.items():
         if not cmd.startswith("python -m "):  # the papermill notebook: its only param is interpolated in the command

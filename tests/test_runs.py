@@ -194,7 +194,8 @@ def relaunch(gpus: int) -> None:
     raise Relaunched(gpus)
 
 
-@pytest.mark.parametrize("stage, run", [("pretrain_psnr", "psnr"), ("train_gan", "sfd"), ("train_real", "real")])
+@pytest.mark.parametrize("stage, run", [("pretrain_psnr", "psnr"), ("pretrain_real", "realesrnet"),
+                                        ("train_gan", "sfd"), ("train_real", "real")])
 def test_training_stages_relaunch_with_the_speed_sections_gpus(monkeypatch, stage, run):
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["profile"] = "paper"
@@ -228,3 +229,74 @@ def test_the_exported_generator_is_the_ema(sets):
     assert meta["source"] == "trained by pretrain_psnr, as their EMA (decay 0.5)"
     plain, meta = load_state_dict(runs.run_pretrain({**CFG, "ema_decay": 0}, MODEL, seed=0, name="psnr"))
     assert meta["source"] == "trained by pretrain_psnr" and not same_weights(ema, plain)
+
+
+PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
+DEGRADATION = {**yaml.safe_load(PARAMS_YAML.read_text())["degradation"], "pool_size": 2}
+REAL_CFG = {**{k: v for k, v in CFG.items() if k != "train_set"}, "train_sets": ["real"], "degrade_size": 96,
+            "milestones": [], "iters": 2, "ckpt_every": 2, "val_every": 2}
+
+
+def test_realesrnets_target_is_cut_from_the_sharpened_crop_and_realesrgans_is_sharpened_after_the_pool():
+    """RealESRNet (gt_usm true) sharpens the whole degradation crop once and cuts LR and target from it;
+    RealESRGAN cuts the plain crop and sharpens the patch after the pool (realesrgan_model.py feed_data)."""
+    from pipeline.data.degradation import PairPool, RealESRGANDegradation, usm_sharp
+    from pipeline.train_step import GANStep, degradation_seed
+    degradation = RealESRGANDegradation(DEGRADATION)
+    hr = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(degradation_seed(0, 3, 0))
+    sharp = usm_sharp(hr, **DEGRADATION["usm"])
+    lr = degradation.degrade(sharp, generator)
+    y, x = (int(torch.randint(lr.shape[-1] - 8 + 1, (1,), generator=generator)) for _ in range(2))
+    lr, sharp_patch = lr[..., y:y + 8, x:x + 8], sharp[..., 4 * y:4 * y + 32, 4 * x:4 * x + 32]
+    plain_patch = hr[..., 4 * y:4 * y + 32, 4 * x:4 * x + 32]
+
+    net = PSNRStep(RRDBNet(**RRDB), CFG, torch.device("cpu"), degradation, PairPool(2))
+    got_lr, got_hr = net.real_pair({"hr": hr}, 3, sharpened_hr=True)
+    assert torch.equal(got_lr, lr) and torch.equal(got_hr, sharp_patch)
+    band = (usm_sharp(plain_patch, **DEGRADATION["usm"]) - sharp_patch).abs()
+    assert band.max() > 1e-3  # sharpening the patch instead would differ
+
+    gan = GANStep("esrgan", RRDBNet(**RRDB), MODEL, LAMBDAS, CFG, torch.device("cpu"), degradation, PairPool(2))
+    got_lr, got_hr, target = gan.make_pair({"hr": hr}, 3)
+    assert torch.equal(got_lr, lr) and torch.equal(got_hr, plain_patch)
+    assert torch.equal(target, usm_sharp(plain_patch, **DEGRADATION["usm"]))
+
+
+@pytest.fixture
+def real_sets(sets):
+    """data/sets/real/HR_sub: HR crops the degradation can take (>= its 74 px minimum)."""
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        write_image(Path(f"data/sets/real/HR_sub/{i}.png"), rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    return sets
+
+
+def test_realesrnet_trains_from_its_init_and_the_real_world_run_starts_from_it(real_sets, monkeypatch):
+    params = yaml.safe_load(PARAMS_YAML.read_text())
+    assert params["runs"]["train_real"]["real"]["init"] == "realesrnet"
+    assert params["runs"]["pretrain_real"]["realesrnet"]["init"] == "psnr"
+    registry = yaml.safe_load((PARAMS_YAML.parent / "data/registry.yaml").read_text())
+    assert params["paper"]["pretrain_real"]["init_from"] == registry["realesrnet_x4plus"]["target"]
+    assert "realesrnet_x4plus" in params["paper"]["download"]["groups"]["train_weights"]["entries"]
+
+    psnr = runs.run_pretrain(CFG, MODEL, seed=0, name="psnr")
+    out = runs.run_pretrain(REAL_CFG, MODEL, seed=0, name="realesrnet", init="psnr", degradation_cfg=DEGRADATION)
+    state, meta = load_state_dict(out)
+    assert meta["source"] == "trained by pretrain_real" and not same_weights(state, load_state_dict(psnr)[0])
+    assert (Path("checkpoints/realesrnet/last.pt")).exists()
+
+    loaded = []
+    load = runs.load_generator
+    monkeypatch.setattr(runs, "load_generator", lambda path, *a: loaded.append(Path(path)) or load(path, *a))
+    runs.run_gan("sfd", REAL_CFG, MODEL, LAMBDAS, seed=0, name="real", init="realesrnet",
+                 degradation_cfg=DEGRADATION)
+    assert loaded == [Path("models/realesrnet/generator.safetensors")]
+
+    # the paper profile converts the public RealESRNet_x4plus ({'params_ema': ...}) instead of training
+    torch.manual_seed(2)
+    public = RRDBNet(**RRDB)
+    torch.save({"params_ema": public.state_dict()}, "RealESRNet_x4plus.pth")
+    out = runs.run_pretrain({"init_from": "RealESRNet_x4plus.pth", "val_set": "val"}, MODEL, seed=0,
+                            name="realesrnet", init="psnr", degradation_cfg=DEGRADATION)
+    assert same_weights(load_state_dict(out)[0], public.state_dict())

@@ -234,7 +234,8 @@ class RealESRGANDegradation(torch.nn.Module):
     model (mod-crop the HR to a multiple of `scale` first when the pair must align).
 
     `sharpen(hr)` gives the USM-sharpened GT that Real-ESRGAN uses as the L1 and perceptual target; the
-    degradation itself starts from that sharpened image too, as Real-ESRGAN's code does.
+    degradation itself starts from that sharpened image too, as Real-ESRGAN's code does: `forward(hr)` is
+    `degrade(sharpen(hr))`, and `degrade` runs the two orders on the image as given.
     """
 
     def __init__(self, cfg: dict, scale: int = 4):
@@ -253,6 +254,11 @@ class RealESRGANDegradation(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.degrade(self.sharpen(hr), generator)
+
+    @torch.no_grad()
+    def degrade(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The first and second order on `hr` as it is (no sharpening)."""
         if generator.device.type != "cpu":
             raise ValueError("pass a CPU torch.Generator: parameters are drawn on the CPU for device independence")
         b, _, h, w = hr.shape
@@ -261,7 +267,7 @@ class RealESRGANDegradation(torch.nn.Module):
         first, second = self.cfg["first"], self.cfg["second"]
         lr_size = (h // self.scale, w // self.scale)
 
-        out = _random_blur(self.sharpen(hr), first, generator)
+        out = _random_blur(hr, first, generator)
         out = F.interpolate(out, scale_factor=_random_scale(first, generator), mode=_random_mode(generator))
         out = _random_noise(out, first, generator)
         out = _random_jpeg(out, first, generator)

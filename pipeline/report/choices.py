@@ -53,6 +53,14 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                                      "training stage 1 ourselves")),
     ("pretrain_psnr.swinir.init_from", "", ("SwinIR's fidelity-oriented start: the public SwinIR-M x4; the paper "
                                             "does not say how its SwinIR GAN models were initialised")),
+    ("pretrain_real.init_from", "", ("the real-world run starts from RealESRNet, Real-ESRGAN's fidelity model (L1 to "
+                                      "the sharpened GT on the same degradation), as the paper starts from \"the "
+                                      "pre-trained fidelity-oriented model\": the public RealESRNet_x4plus, or "
+                                      "trained from the bicubic PSNR run (Real-ESRGAN: from ESRGAN's weights)")),
+    (None, "pipeline/train_step.py (Step.real_pair)", (
+        "RealESRNet's L1 target is cut from the degradation crop sharpened once (gt_usm true); the real-world SFD "
+        "run's L1 and perceptual target is its HR patch sharpened after the pair pool, and its discriminators see "
+        "the plain patch, as Real-ESRGAN's realesrgan_model.py does (l1/percep_gt_usm true, gan_gt_usm false)")),
     ("train_real.milestones", "", ("the real-world model trains at a constant lr with horizontal flips only, as "
                                    "Real-ESRGAN x4plus does (its one milestone is its last iteration; use_rot "
                                    "false)")),
