@@ -328,6 +328,14 @@ def test_the_papers_clipiqa_contradiction_is_noted_beside_tables_3_and_4():
     assert note not in tables["table1"].notes
 
 
+def test_pipals_sub_type_rows_are_marked_as_resting_on_an_unconfirmed_mapping(tmp_path):
+    tables = {t.id: t for t in build_tables(read_paper(ROOT / "reports" / "paper"), None, None, RUNS)}
+    caveat = [n for n in tables["table4"].notes if n.startswith("PIPAL's sub-type rows rest on an unconfirmed")]
+    assert len(caveat) == 1 and "HaomingCai/PIPAL-dataset issue #13" in caveat[0]
+    assert not any("unconfirmed mapping" in n for t in ("table1", "table3") for n in tables[t].notes)
+    assert "PIPAL&#39;s sub-type rows rest on an unconfirmed mapping" in render_fixture(tmp_path).read_text()
+
+
 def test_the_report_says_which_ssim_convention_it_used(tmp_path):
     html = render_fixture(tmp_path).read_text()
     assert "SSIM on BT.601 Y in floating point, as BasicSR&#39;s calculate_ssim" in html

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.data.iqa_sets import PIPAL_MAPPING_CAVEAT
 from pipeline.run_table import labels as run_labels
 from pipeline.run_table import paper_columns
 
@@ -303,7 +304,10 @@ def ablation_table(paper_rows: list[dict], iqa: Records | None, missing: str) ->
             rows.append(Row((METRIC_NAMES.get(metric, metric), label), cells,
                             ours_only=ours_only or metric not in paper_metrics))
     columns = [Header(v) for v in variants]
-    return Table("table4", CAPTIONS["table4"], ("Metric", "Dataset. Sub-type"), columns, rows, "row").finish()
+    table = Table("table4", CAPTIONS["table4"], ("Metric", "Dataset. Sub-type"), columns, rows, "row").finish()
+    if any(row.labels[1].startswith("PIPAL. ") for row in rows):
+        table.notes.append(PIPAL_MAPPING_CAVEAT)
+    return table
 
 
 def restoration_table(paper_rows: list[dict]) -> Table:
