@@ -8,6 +8,7 @@ baseline's image discriminator is not SFD's: it has ESRGAN's relativistic averag
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -134,3 +135,12 @@ def loss_total(sr: torch.Tensor, hr: torch.Tensor, lambdas: Mapping[str, float],
             parts["g_tg"] = loss_g_tg(prompt_pair_score(sr_feats.out, f_pos, f_neg, prompt_logit_scale))
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: v.detach() for k, v in parts.items()}
+
+
+def psnr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """NAFNet's training loss (megvii-research/NAFNet `basicsr/models/losses/losses.py::PSNRLoss` as its GoPro
+    configs use it: loss_weight 1, reduction mean, toY false): 10 / ln 10 * mean over the batch of
+    ln(MSE_i + 1e-8), MSE_i over all channels and pixels of image i. With images in [0, 1] that is minus the mean
+    PSNR in dB (peak 1) of the batch's images, each taken before averaging, up to the 1e-8."""
+    mse = (pred - target).pow(2).flatten(1).mean(1)  # B
+    return 10 / math.log(10) * torch.log(mse + 1e-8).mean()

@@ -1,14 +1,17 @@
-"""Super-resolve images with a generator checkpoint (RRDBNet or SwinIR), whole or in tiles.
+"""Super-resolve (RRDBNet, SwinIR) or restore (NAFNet, scale 1) images with a generator checkpoint, whole or in tiles.
 
     python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
                           [--device cpu|cuda]
 
 The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR or ESRGAN key names, with or without
-a `params`/`params_ema` wrapper; classical-SR SwinIR x2/x4/x8 in its public layout), so no size flags are needed.
-Outputs are PNGs named after the input stems (inputs that share a stem are refused). `--tile N` runs the network
-on N x N LR tiles, each with M extra pixels of context on every side that are cut away again: memory stays
-bounded, and the result equals the whole-image one wherever the overlap covers the network's receptive field (for
-SwinIR, whose windows follow the tile origin, it is close but not identical).
+a `params`/`params_ema` wrapper; classical-SR SwinIR x2/x4/x8 in its public layout; NAFNet deraining/deblurring, x1,
+in megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
+(inputs that share a stem are refused). `--tile N` runs the network on N x N input tiles, each with M extra pixels
+of context on every side that are cut away again: memory stays bounded, and the result equals the whole-image one
+wherever the overlap covers the network's receptive field (for SwinIR, whose windows follow the tile origin, it is
+close but not identical). NAFNet's output depends on the whole input (its channel attention averages over all of
+it), and its stride-2 grid and padding follow each tile's origin and size: tiles approximate the whole-image result
+unless every tile's context reaches all four borders, i.e. the tile is the whole image.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from pipeline.archs.nafnet import NAFNet, nafnet_config_from_state
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
@@ -32,13 +36,14 @@ from pipeline.tensor_image import to_tensor, to_uint8
 
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
 SWINIR_KEY = "layers.0.residual_group.blocks.0.attn.relative_position_bias_table"
+NAFNET_KEY = "intro.weight"  # every NAFNet has it, whatever its block counts
 
 
 def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) -> nn.Module:
-    """The generator a checkpoint holds (RRDBNet or SwinIR), sized from its tensor shapes, weights loaded, in eval mode.
+    """The network a checkpoint holds (RRDBNet, SwinIR or NAFNet), sized from its tensors, loaded, in eval mode.
 
     Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
-    the weights fit neither network, naming the first missing and unexpected keys (and the file).
+    the weights fit none of the networks, naming the first missing and unexpected keys (and the file).
     """
     if isinstance(state_or_path, (str, os.PathLike)):
         return read_generator(state_or_path)[0]
@@ -49,9 +54,11 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
         net = SwinIR(**swinir_config_from_state(state))
     elif RRDBNET_KEY in state:
         net = RRDBNet(**rrdbnet_config_from_state(state))
+    elif NAFNET_KEY in state:
+        net = NAFNet(**nafnet_config_from_state(state))
     else:
         reference = list(RRDBNet(num_feat=1, num_grow_ch=1).state_dict())  # key names do not depend on widths
-        raise CheckpointError("checkpoint fits neither RRDBNet (BasicSR or ESRGAN key names) nor SwinIR: "
+        raise CheckpointError("checkpoint fits neither RRDBNet (BasicSR or ESRGAN key names) nor SwinIR nor NAFNet: "
                               + key_mismatch(reference, list(state)))
     load_into(net, state)
     return net.eval()
@@ -66,9 +73,10 @@ def read_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
         raise CheckpointError(f"{path}: {e}") from None
 
 def _tiles(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int):
-    """(y, x, SR tile) for each tile x tile LR tile of `lr`, run with `overlap` px of context and cropped to its own
-    region (y, x: its top-left corner in the output), so no blending is needed and seams vanish once `overlap`
-    covers the receptive field (the border tiles see the image border exactly as the whole image does)."""
+    """(y, x, output tile) for each tile x tile input tile of `lr`, run with `overlap` px of context and cropped to
+    its own region (y, x: its top-left corner in the output, net.scale times the input's; 1 for NAFNet), so no
+    blending is needed and seams vanish once `overlap` covers the receptive field (the border tiles see the image
+    border exactly as the whole image does)."""
     s = net.scale
     h, w = lr.shape[-2:]
     for y in range(0, h, tile):
@@ -81,7 +89,7 @@ def _tiles(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int):
 
 @torch.no_grad()
 def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
-    """Run `net` on a (B, C, h, w) batch; with `tile`, on tile x tile LR tiles padded by `overlap` px of context."""
+    """Run `net` on a (B, C, h, w) batch; with `tile`, on tile x tile input tiles padded by `overlap` px of context."""
     if not tile:
         return net(lr)
     out = None
@@ -95,9 +103,9 @@ def upscale(net: nn.Module, lr: torch.Tensor, tile: int = 0, overlap: int = 32) 
 @torch.no_grad()
 def upscale_image(net: nn.Module, img: np.ndarray, tile: int = 0, overlap: int = 32,
                   device: str | torch.device = "cpu") -> np.ndarray:
-    """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB (clamped to [0, 1], then rounded). With `tile`, each SR tile
-    goes to a uint8 array on the host as it is made: memory holds the output image in uint8 and one tile's
-    tensors, never a float copy of the whole output on the device."""
+    """H x W x 3 uint8 RGB -> sH x sW x 3 uint8 RGB, s = net.scale (clamped to [0, 1], then rounded). With `tile`,
+    each output tile goes to a uint8 array on the host as it is made: memory holds the output image in uint8 and
+    one tile's tensors, never a float copy of the whole output on the device."""
     lr = to_tensor(img, device)
     if not tile:
         return to_uint8(net(lr))
@@ -112,8 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", required=True, help="generator weights (.safetensors or weights-only .pth)")
     parser.add_argument("--input", required=True, help="an image or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the PNG outputs")
-    parser.add_argument("--tile", type=int, default=0, help="LR tile size in pixels (0: whole image)")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="LR context pixels around each tile")
+    parser.add_argument("--tile", type=int, default=0, help="input tile size in pixels (0: whole image); for NAFNet "
+                        "tiles approximate the whole-image result (its channel attention pools the whole input)")
+    parser.add_argument("--tile-overlap", type=int, default=32, help="input context pixels around each tile")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     problem = flag_problem({"--tile": args.tile, "--tile-overlap": args.tile_overlap},
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         return fail(str(e))
     skipped = []
-    for path in tqdm(paths, desc="super-resolving", unit="img"):
+    for path in tqdm(paths, desc="restoring" if net.scale == 1 else "super-resolving", unit="img"):
         try:
             img = read_image(path)
         except ImageError as e:  # reported and skipped: the rest of the folder is still super-resolved
