@@ -18,6 +18,7 @@ import scipy.io
 import torch
 from PIL import Image
 
+from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import save_state_dict
@@ -28,6 +29,9 @@ SET5 = ("baby", "bird")  # benchmark.tar's Set5 names (first two)
 SET14 = ("baboon", "barbara")
 B100 = ("3096", "8023")
 URBAN100 = ("img_001", "img_002")
+# GOPRO_Large (split -> (sequence, frame)): frames that public deblurring code names, two per split
+GOPRO_FRAMES = {"train": (("GOPR0372_07_00", "000048"), ("GOPR0372_07_00", "000076")),
+                "test": (("GOPR0384_11_00", "000001"), ("GOPR0384_11_05", "004001"))}
 
 
 def _png(rng: np.random.Generator, h: int, w: int, fmt: str = "PNG") -> bytes:
@@ -140,6 +144,29 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     _write(root / "LIVE-itW" / "meta_info_LIVEChallengeDataset.csv", _csv(rows))
 
 
+def restore_datasets(root: Path, rng: np.random.Generator) -> None:
+    """GoPro for Table 5: GOPRO_Large.zip (snah/GOPRO_Large on Hugging Face) ->
+    {train,test}/<sequence>/{blur,blur_gamma,sharp}/<frame>.png, two pairs per split."""
+    members = {}
+    for split, frames in GOPRO_FRAMES.items():
+        for sequence, frame in frames:
+            for role in ("blur", "blur_gamma", "sharp"):
+                members[f"{split}/{sequence}/{role}/{frame}.png"] = _png(rng, 64, 96)
+    _zip(root / "GoPro" / "GOPRO_Large.zip", members)
+
+
+def place_rain100l(project: Path, rng: np.random.Generator) -> None:
+    """Rain100L for Table 5, placed by hand as PReNet redistributes it (BaiduYun / OneDrive only): RainTrainL/
+    norain-<i>.png beside rain-<i>.png and JORDER's rainstreak-/rainregion- masks; Rain100L/norain-<iii>.png and
+    Rain100L/rainy/rain-<iii>.png."""
+    base = project / "data/raw/restore/Rain100L"
+    for i in (1, 2):
+        for role in ("norain", "rain", "rainstreak", "rainregion"):
+            _write(base / "RainTrainL" / f"{role}-{i}.png", _png(rng, 80, 96))
+        _write(base / "Rain100L" / f"norain-{i:03d}.png", _png(rng, 96, 80))
+        _write(base / "Rain100L" / "rainy" / f"rain-{i:03d}.png", _png(rng, 96, 80))
+
+
 def place_real_pairs(project: Path, rng: np.random.Generator) -> None:
     """RealSR V3 and DRealSR, placed by hand where the registry says (Google Drive only upstream)."""
     base = project / "data/raw/real_pairs"
@@ -216,5 +243,7 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     _write(root / "realesrnet_x4plus" / "RealESRNet_x4plus.pth", _torch_bytes({"params_ema": rrdb()}))
     _write(root / "swinir_m_x4" / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",
            _torch_bytes({"params": SwinIR(**model_cfg["swinir"]).state_dict()}))
-    return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()})}
+    # NAFNet-GoPro-width32 ({'params': ...}, basicsr/models/base_model.py save_network), by hand (Google Drive)
+    return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),
+            "nafnet_gopro_width32": _torch_bytes({"params": NAFNet(**model_cfg["nafnet"]).state_dict()})}
 

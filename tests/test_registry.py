@@ -11,12 +11,12 @@ from pipeline.data.registry import entry_group, load_registry, provided_paths, v
 REGISTRY = Path(__file__).resolve().parents[1] / "data/registry.yaml"
 
 SETS = ["DIV2K_train", "DIV2K100", "Flickr2K", "OST", "Set5", "Set14", "B100", "Urban100", "RealSR", "DRealSR",
-        "PIPAL", "KonIQ-10k", "LIVE-itW", "Ma"]
+        "PIPAL", "KonIQ-10k", "LIVE-itW", "Ma", "Rain100L_train", "Rain100L", "GoPro_train", "GoPro"]
 WEIGHT_FILES = ["vgg19-dcbb9e9d.pth", "LPIPS_v0.1_alex-df73285e.pth", "alexnet-owt-7be5be79.pth",
                 "DISTS_weights-f5e65c96.pth", "vgg16-397923af.pth", "niqe_modelparameters.mat",
                 "RRDB_PSNR_x4.pth", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
                 "ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth", "RealESRGAN_x4plus.pth", "RealESRNet_x4plus.pth",
-                "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth"]
+                "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", "NAFNet-GoPro-width32.pth"]
 
 
 @pytest.fixture(scope="module")

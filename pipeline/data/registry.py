@@ -18,7 +18,7 @@ KINDS = ("dataset", "weights")
 ARCHIVES = ("zip", "tar", "tgz", "none")
 TARGET_ROOTS = {"dataset": "data/raw", "weights": "data/weights"}
 # Datasets are fetched in groups, one download stage each, into data/raw/<group>/ (see params.yaml `download`).
-DATASET_GROUPS = ("sr", "real_pairs", "iqa")
+DATASET_GROUPS = ("sr", "real_pairs", "iqa", "restore")
 # Weights in data/weights/<folder>/: what the training stages read, and what only evaluation reads.
 WEIGHTS_GROUPS = {"train_weights": "train", "eval_weights": "eval"}
 IQA_FORMATS = ("koniq", "pyiqa_meta", "ma", "pipal")
@@ -26,6 +26,8 @@ IQA_FORMATS = ("koniq", "pyiqa_meta", "ma", "pipal")
 # folder when it is not the HR one, and a glob inside hr).
 REAL_PAIR_KEYS = {"hr", "hr_suffix", "lr_suffix"}
 IQA_KEYS = {"images", "scores", "format"}
+# Restoration pairs (Table 5): the upstream layouts that pipeline/data/restoration.py reads (its LAYOUTS).
+RESTORATION_FORMATS = ("rain100l", "gopro")
 # Hex digits a checksum value must have: sha256-prefix is the first digits of a sha256 (torchvision/BasicSR
 # file names carry the first 8).
 CHECKSUM_DIGITS = {"sha256": (64, 64), "md5": (32, 32), "sha256-prefix": (8, 63)}
@@ -168,6 +170,12 @@ def _validate_provides(provides, fail) -> None:
     for set_name, value in provides.items():
         if isinstance(value, str):
             paths = [value]
+        elif isinstance(value, dict) and {"hr", "format"} <= set(value):
+            if not set(value) <= {"format", "hr", "lr"}:
+                fail(set_name, f"restoration pairs need format, hr[, lr], got {sorted(value)}")
+            if value["format"] not in RESTORATION_FORMATS:
+                fail(f"{set_name}.format", f"must be one of {RESTORATION_FORMATS}, got {value['format']!r}")
+            paths = [v for k, v in value.items() if k != "format"]
         elif isinstance(value, dict) and "hr" in value:
             if not REAL_PAIR_KEYS <= set(value) <= REAL_PAIR_KEYS | {"lr", "pattern"}:
                 fail(set_name, f"real pairs need hr, hr_suffix, lr_suffix[, lr][, pattern], got {sorted(value)}")
@@ -180,7 +188,7 @@ def _validate_provides(provides, fail) -> None:
                 fail(f"{set_name}.format", f"must be one of {IQA_FORMATS}, got {value['format']!r}")
             paths = [v for k, v in value.items() if k != "format"]
         else:
-            fail(set_name, "must be a path, {hr, hr_suffix, lr_suffix[, lr][, pattern]} or "
+            fail(set_name, "must be a path, {hr, hr_suffix, lr_suffix[, lr][, pattern]}, {format, hr[, lr]} or "
                            "{images, scores, format[, split]}")
         for p in paths:
             if not isinstance(p, str) or not _is_relative_inside(p):
