@@ -26,7 +26,7 @@ def load_config(params_path: Path, small: bool, batch: int | None, compile_: boo
     paper = {**params, "profile": "paper"}
     model = model_config({**params, "profile": "quick" if small else "paper"})
     model = {**model, "clip": {**model["clip"], "weights": "none"}, "vgg19": {"weights": "none"}}
-    gan, real = train_config(paper, "train_gan", "rrdbnet"), train_config(paper, "train_real", "rrdbnet")
+    gan, real = train_config(paper, "train_gan", "rrdbnet"), train_config(paper, "train_real", None)
     data = {"patch": gan["patch"], "degrade_size": real["degrade_size"]}
     if small:
         gan, real = {**gan, "batch": 2, "patch": 64}, {**real, "batch": 2, "patch": 64}

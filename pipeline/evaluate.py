@@ -1,9 +1,13 @@
-"""The evaluation stages' work: Tables 1-2 (`eval_sr`) and Tables 3-4 (`eval_iqa`), in the formats the report reads.
+"""The evaluation stages' work: Tables 1-2 (`eval_sr`), Table 5 (`eval_restore`) and Tables 3-4 (`eval_iqa`), in the
+formats the report reads.
 
 eval_sr: each model of a table super-resolves the LR images of that table's sets (`bicubic` is MATLAB's bicubic x4,
 our models are models/<name>/generator.safetensors, external checkpoints are listed in params) ->
 `data/results/<model>/<set>/<name>.png`, per-image metrics `reports/metrics/sr/<model>/<set>.csv`
 (image,psnr,ssim,lpips,dists,niqe), their means as records (below) in `reports/metrics/sr.csv`.
+
+eval_restore: Table 5's runs restore their task's test sets at scale 1 the same way (score_set), PSNR and SSIM on the
+channel each benchmark uses -> `data/restore_results/`, `reports/metrics/restore/`, `reports/metrics/restore.csv`.
 
 eval_iqa: SFD-IQA (all four Table 4 variants from one pass per image) and the no-reference methods of Table 3 that
 pyiqa implements score every image of the IQA sets -> `reports/metrics/iqa/<method>/<set>.csv` (image,score,mos)
@@ -32,6 +36,7 @@ from pyiqa.matlab_utils import imresize
 from tqdm import tqdm
 
 from pipeline.checkpoint import CheckpointError
+from pipeline.crops import crop_panel
 from pipeline.data.iqa_sets import IQARow
 from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
@@ -45,14 +50,15 @@ from pipeline.metrics.pyiqa_metrics import (
 )
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
 from pipeline.param_schema import PYIQA_METHODS
-from pipeline.run_table import TABLES
+from pipeline.run_table import SR_TABLES, TASKS, evaluated_runs
 from pipeline.sfd_iqa import load_sfd_iqa
 from pipeline.sr import read_generator, upscale_image
 from pipeline.tensor_image import to_tensor, to_uint8
 from pipeline.trainer import default_device
 
 SR_SET_ROOTS, IQA_SETS, MODELS = (OUT_ROOTS["sr"], OUT_ROOTS["real_pairs"]), OUT_ROOTS["iqa"], Path("models")
-RESULTS, METRICS = Path("data/results"), Path("reports/metrics")
+RESTORE_SETS = OUT_ROOTS["restore"]
+RESULTS, RESTORE_RESULTS, METRICS = Path("data/results"), Path("data/restore_results"), Path("reports/metrics")
 TORCH_HOME, NIQE_PARAMS = Path("data/weights/eval/torch"), NIQE_MAT
 
 BICUBIC = "bicubic"
@@ -121,12 +127,12 @@ def sr_models(cfg: dict, tables: dict[str, list[str]], models_dir: Path = MODELS
     """The models each table evaluates: `bicubic`, our runs `tables[table]` (models/<run>), then the external
     checkpoints."""
     models = [SRModel(name, None if name == BICUBIC else models_dir / name / "generator.safetensors", table)
-              for table in TABLES for name in (BICUBIC, *tables[table])]
+              for table in SR_TABLES for name in (BICUBIC, *tables[table])]
     models += [SRModel(e["name"], Path(e["weights"]), e["table"], external=True) for e in cfg["external"]]
     seen = set()
     for m in models:
-        if m.table not in TABLES:
-            raise ValueError(f"eval_sr: model {m.name} has table {m.table!r}, expected one of {TABLES}")
+        if m.table not in SR_TABLES:
+            raise ValueError(f"eval_sr: model {m.name} has table {m.table!r}, expected one of {SR_TABLES}")
         if not MODEL_NAME.match(m.name):
             raise ValueError(f"eval_sr: model name {m.name!r} must match {MODEL_NAME.pattern} (it names folders)")
         if (m.name, m.table) in seen:
@@ -184,7 +190,7 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
     device = device or default_device()
     scale = cfg["scale"]
     table_of = {}
-    for table in TABLES:
+    for table in SR_TABLES:
         for set_name in cfg[table]["sets"]:
             if set_name in table_of:
                 raise ValueError(f"eval_sr: set {set_name} is listed in both tables")
@@ -197,19 +203,36 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
     for model, (upscale, weights) in zip(models, upscalers):  # checkpoint is checked before the work starts
         summary["weights"][model.name] = weights
         for set_name in cfg[model.table]["sets"]:
-            set_dir = find_set(set_name, sets_dirs)
-            hr_paths = list_images(set_dir / "HR")
-            if not hr_paths:
-                raise FileNotFoundError(f"no HR images in {set_dir / 'HR'}")
-            rows = []
-            for hr_path in tqdm(hr_paths, desc=f"eval_sr {model.name}/{set_name}", unit="img"):
-                sr = upscale(read_image(set_dir / f"LR_x{scale}" / hr_path.name))
-                write_image(results_dir / model.name / set_name / f"{hr_path.stem}.png", sr)
-                rows.append({"image": hr_path.name, **metrics(sr, read_image(hr_path))})
-            write_csv(metrics_dir / "sr" / model.name / f"{set_name}.csv", SR_COLUMNS, rows)
+            rows = score_set(model.name, upscale, find_set(set_name, sets_dirs), scale, metrics,
+                             results_dir / model.name / set_name, metrics_dir / "sr" / model.name / f"{set_name}.csv")
             summary["results"][set_name][model.name] = set_means(rows, summary["na"])
     write_records(metrics_dir, "sr", sr_records(summary), profile, summary["weights"])
     return summary
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """An eval_sr / eval_restore summary as the lines the stage prints: each set's and model's means, then the
+    metrics that are n/a and why."""
+    return [f"{set_name:>16} {model:>20}  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                     for k, v in values.items())
+            for set_name, by_model in summary["results"].items() for model, values in by_model.items()] + \
+        [f"n/a {metric}: {reason}" for metric, reason in summary["na"].items()]
+
+
+def score_set(model: str, restore: Callable[[np.ndarray], np.ndarray], set_dir: Path, scale: int,
+              metrics: SRMetrics, results: Path, csv_path: Path) -> list[dict]:
+    """One model on one test set: each `LR_x<scale>` image restored, written to `results`, scored against its HR
+    image; the per-image rows, also written to `csv_path`."""
+    hr_paths = list_images(set_dir / "HR")
+    if not hr_paths:
+        raise FileNotFoundError(f"no HR images in {set_dir / 'HR'}")
+    rows = []
+    for hr_path in tqdm(hr_paths, desc=f"{model}/{set_dir.name}", unit="img"):
+        out = restore(read_image(set_dir / f"LR_x{scale}" / hr_path.name))
+        write_image(results / f"{hr_path.stem}.png", out)
+        rows.append({"image": hr_path.name, **metrics(out, read_image(hr_path))})
+    write_csv(csv_path, SR_COLUMNS, rows)
+    return rows
 
 
 def sr_records(summary: dict) -> list[dict]:
@@ -217,6 +240,56 @@ def sr_records(summary: dict) -> list[dict]:
     return [record(summary["table"][set_name], set_name, "", model, metric, value, summary["na"].get(metric))
             for set_name, by_model in summary["results"].items() for model, means in by_model.items()
             for metric, value in means.items()]
+
+
+# -------------------------------------------------------------------------------------------- eval_restore --
+
+def evaluate_restore(cfg: dict, runs: dict[str, list[str]], profile: str, *, sets_dir: Path = RESTORE_SETS,
+                     models_dir: Path = MODELS, results_dir: Path = RESTORE_RESULTS, metrics_dir: Path = METRICS,
+                     torch_home: Path = TORCH_HOME, niqe_params: Path = NIQE_PARAMS,
+                     device: torch.device | None = None) -> dict:
+    """Table 5: the runs of each restoration task (`runs`: task -> runs, from the run table) restore that task's
+    test sets (`cfg[task]["sets"]`, scale 1) -> `data/restore_results/<run>/<set>/`, per-image metrics in
+    `reports/metrics/restore/<run>/<set>.csv`, their means as table5 records in `reports/metrics/restore.csv`.
+    PSNR and SSIM on the channel the task's benchmark uses (run_table.TASKS), no border crop."""
+    device = device or default_device()
+    summary = {"profile": profile, "results": {}, "na": {}, "weights": {}}
+    for task, task_runs in runs.items():
+        metrics = SRMetrics(0, torch_home, niqe_params, device, ssim=cfg["ssim"], channel=TASKS[task].channel)
+        summary["na"].update(metrics.na)
+        models = [SRModel(run, models_dir / run / "generator.safetensors", "table5") for run in task_runs]
+        restorers = [load_upscaler(m, 1, cfg["tile"], cfg["tile_overlap"], device) for m in models]
+        for model, (restore, weights) in zip(models, restorers):
+            summary["weights"][model.name] = weights
+            for set_name in cfg[task]["sets"]:
+                rows = score_set(model.name, restore, sets_dir / set_name, 1, metrics,
+                                 results_dir / model.name / set_name,
+                                 metrics_dir / "restore" / model.name / f"{set_name}.csv")
+                summary["results"].setdefault(set_name, {})[model.name] = set_means(rows, summary["na"])
+    records = [record("table5", set_name, "", model, metric, value, summary["na"].get(metric))
+               for set_name, by_model in summary["results"].items() for model, means in by_model.items()
+               for metric, value in means.items()]
+    write_records(metrics_dir, "restore", records, profile, summary["weights"])
+    return summary
+
+
+def restore_figure(cfg: dict, runs: dict[str, list[str]], run_table: dict, out: Path, size: int = 96, *,
+                   sets_dir: Path = RESTORE_SETS, results_dir: Path = RESTORE_RESULTS) -> None:
+    """Table 5's visual comparison: per task, the first image of its first test set, as input, each run's output
+    (labelled by its Table 5 column) and ground truth, cropped where the task's first and last run (the fidelity
+    model and + Ours) differ most."""
+    entries, rows = dict(evaluated_runs(run_table)), []
+    for task, task_runs in runs.items():
+        set_name = cfg[task]["sets"][0]
+        hr_path = list_images(sets_dir / set_name / "HR")[0]
+        images = {"input": read_image(sets_dir / set_name / "LR_x1" / hr_path.name)}
+        for run in task_runs:
+            images[entries[run]["columns"]["table5"] or run] = read_image(results_dir / run / set_name /
+                                                                          f"{hr_path.stem}.png")
+        images["ground truth"] = read_image(hr_path)
+        names = list(images)
+        rows.append((f"{task}: {set_name}/{hr_path.name}", images, (names[1], names[-2])))
+    crop_panel(rows, "ground truth", size, out)
 
 
 # ------------------------------------------------------------------------------------------------ eval_iqa --

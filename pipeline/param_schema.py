@@ -3,8 +3,8 @@
 `check(params)` checks every key of the schema that `params` has (a stage's declared subset); `check(params,
 complete=True)` also requires every key of the shared sections and of the active profile (the `check_params`
 stage, upstream of every other, so that a bad value stops the DAG before DVC removes any stage's outputs). Keys
-are dotted, with `{p}` for the profile and `{b}` for a backbone; each error is one line naming the key and what
-it allows.
+are dotted, with `{p}` for the profile, `{b}` for an SR backbone and `{t}` for a restoration task; each error is
+one line naming the key and what it allows.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from pipeline.metrics.ssim import CONVENTIONS as SSIM_CONVENTIONS
 from pipeline.params import PROFILES, SCALE, ParamError
-from pipeline.run_table import BACKBONES
+from pipeline.run_table import SR_BACKBONES, TASKS
 
 PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements (eval_iqa runs them)
 # What CLIP's attention pool adds as position embedding (pipeline/archs/clip_encoder.py): `none`, as CLIP-IQA
 # (pyiqa clipiqa_arch, pos_embedding=False by default, at every size), or `interpolate`, CLIP's 7x7 table resized.
 CLIP_POSITIONS = ("none", "interpolate")
+PIXEL_LOSSES = ("l1", "psnr")  # the fidelity models' pixel losses (pipeline.train_step.PIXEL_LOSSES implements them)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -90,12 +91,16 @@ SCHEMA: dict[str, Rule] = {
     "{p}.synthesize.subimage_size": PATCH, "{p}.synthesize.subimage_step": COUNT,
     "{p}.synthesize.real_sets": MAPPING, "{p}.synthesize.real_pairs": list_of(TEXT),
     "{p}.synthesize.real_pairs_lr_crop": optional(COUNT), "{p}.synthesize.iqa_sets": list_of(TEXT),
+    "{p}.synthesize.restore_sets": MAPPING, "{p}.synthesize.restore_pairs": list_of(TEXT),
+    "{p}.synthesize.restore_train_sets": list_of(TEXT),
     **{f"{{p}}.model.rrdbnet.{k}": COUNT for k in ("num_feat", "num_block", "num_grow_ch")},
     **{f"{{p}}.model.swinir.{k}": COUNT for k in ("img_size", "embed_dim", "window_size", "num_feat")},
     "{p}.model.swinir.depths": list_of(COUNT), "{p}.model.swinir.num_heads": list_of(COUNT),
     "{p}.model.swinir.mlp_ratio": real(0.0, above=True),
     "{p}.model.clip.arch": TEXT, "{p}.model.clip.weights": TEXT,
     "{p}.model.clip.position": one_of(*CLIP_POSITIONS), "{p}.model.vgg19.weights": TEXT,
+    "{p}.model.nafnet.width": COUNT, "{p}.model.nafnet.middle_blk_num": integer(0),
+    "{p}.model.nafnet.enc_blk_nums": list_of(integer(0)), "{p}.model.nafnet.dec_blk_nums": list_of(integer(0)),
     "{p}.model.featd.widths": list_of(COUNT, 4), "{p}.model.lpp.n_ctx": COUNT, "{p}.model.image_d.num_feat": COUNT,
     **{f"{{p}}.pretrain_psnr.{{b}}.{k}": rule for k, rule in SCHEDULE.items()},
     "{p}.pretrain_psnr.{b}.init_from": optional(TEXT),
@@ -105,6 +110,8 @@ SCHEMA: dict[str, Rule] = {
     **{f"{{p}}.{stage}.{k}": rule for stage in ("pretrain_real", "train_real")
        for k, rule in (("train_sets", list_of(TEXT)), ("degrade_size", PATCH))},
     "{p}.pretrain_real.init_from": optional(TEXT),
+    **{f"{{p}}.{stage}.{{t}}.{k}": rule for stage in ("restore_psnr", "restore_gan") for k, rule in SCHEDULE.items()},
+    "{p}.restore_psnr.{t}.init_from": optional(TEXT), "{p}.restore_psnr.{t}.pixel_loss": one_of(*PIXEL_LOSSES),
     "{p}.tsne.image_d": TEXT, "{p}.tsne.featd": TEXT, "{p}.tsne.source": TEXT,
     "{p}.tsne.categories": optional(list_of(TEXT)), "{p}.tsne.images_per_class": optional(integer(2)),
     "{p}.tsne.crops_per_image": COUNT, "{p}.tsne.crop": COUNT, "{p}.tsne.perplexity": real(0.0, above=True),
@@ -112,7 +119,9 @@ SCHEMA: dict[str, Rule] = {
     "{p}.eval_sr.table1.sets": list_of(TEXT), "{p}.eval_sr.table2.sets": list_of(TEXT),
     "{p}.eval_sr.external": Rule("a list", lambda v: isinstance(v, list)),
     "{p}.eval_sr.tile": integer(0), "{p}.eval_sr.tile_overlap": integer(0),
-    "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS),
+    "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS), "{p}.eval_restore.{t}.sets": list_of(TEXT),
+    "{p}.eval_restore.tile": integer(0), "{p}.eval_restore.tile_overlap": integer(0),
+    "{p}.eval_restore.ssim": one_of(*SSIM_CONVENTIONS),
     "{p}.eval_iqa.sets": list_of(TEXT), "{p}.eval_iqa.sfd_iqa": TEXT,
     "{p}.eval_iqa.pyiqa_methods": list_of(one_of(*PYIQA_METHODS)),
     "{p}.eval_iqa.clip_position": one_of(*CLIP_POSITIONS),
@@ -130,7 +139,9 @@ def flag_problem(values: dict[str, object], rules: dict[str, Rule]) -> str | Non
 
 def _expand(key: str, profile: str) -> list[str]:
     key = key.replace("{p}", profile)
-    return [key.replace("{b}", b) for b in BACKBONES] if "{b}" in key else [key]
+    if "{b}" in key:
+        return [key.replace("{b}", b) for b in SR_BACKBONES]
+    return [key.replace("{t}", t) for t in TASKS] if "{t}" in key else [key]
 
 
 def _get(params: dict, key: str):

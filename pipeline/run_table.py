@@ -1,19 +1,40 @@
 """params.yaml's run table, `runs.<stage>.<run>`: every trained model, its backbone, what it starts from, its Fig. 8
-variant, the paper columns it fills and its label. Training, evaluation and the report all read it from here."""
+variant, the paper columns it fills and its label. Training, evaluation and the report all read it from here.
+
+The SR stages train x4 backbones; the restoration stages (Table 5) train NAFNet at scale 1 for a `task` of TASKS.
+"""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from pipeline.params import ParamError, lookup
 
-BACKBONES = ("rrdbnet", "swinir")
-STAGES = ("pretrain_psnr", "pretrain_real", "train_gan", "train_real")
-TABLES = ("table1", "table2")
+SR_BACKBONES = ("rrdbnet", "swinir")  # x4, sized and scheduled per backbone
+BACKBONES = (*SR_BACKBONES, "nafnet")
+RESTORATION_STAGES = ("restore_psnr", "restore_gan")
+STAGES = ("pretrain_psnr", "pretrain_real", "train_gan", "train_real", *RESTORATION_STAGES)
+SR_TABLES = ("table1", "table2")  # eval_sr's
+TABLES = (*SR_TABLES, "table5")  # table5: eval_restore's
+
+
+class Task(NamedTuple):
+    """A restoration task of Table 5: the paper's dataset column and the channel its benchmark scores PSNR and SSIM
+    on (Rain100L on Y, as the deraining papers since JORDER report it; GoPro on RGB, as DeepDeblur and NAFNet)."""
+    paper_set: str
+    channel: str  # y | rgb
+
+
+TASKS = {"derain": Task("Rain100L", "y"), "deblur": Task("GoPro", "rgb")}
 
 
 def run_entry(params: dict, stage: str, run: str) -> dict:
-    """The entry `runs.<stage>.<run>`, its backbone and tables checked."""
+    """The entry `runs.<stage>.<run>`, its backbone, task and tables checked."""
     entry = lookup(params, f"runs.{stage}.{run}")
-    if entry.get("backbone") not in BACKBONES:
-        raise ParamError(f"`runs.{stage}.{run}.backbone` must be one of {BACKBONES}, got {entry.get('backbone')!r}")
+    allowed = ("nafnet",) if stage in RESTORATION_STAGES else SR_BACKBONES
+    if entry.get("backbone") not in allowed:
+        raise ParamError(f"`runs.{stage}.{run}.backbone` must be one of {allowed}, got {entry.get('backbone')!r}")
+    if stage in RESTORATION_STAGES and entry.get("task") not in TASKS:
+        raise ParamError(f"`runs.{stage}.{run}.task` must be one of {tuple(TASKS)}, got {entry.get('task')!r}")
     unknown = set(entry.get("columns") or {}) - set(TABLES)
     if unknown:
         raise ParamError(f"`runs.{stage}.{run}.columns` names {sorted(unknown)}; tables are {TABLES}")
@@ -42,3 +63,12 @@ def paper_columns(runs: dict) -> dict[str, dict[str, str]]:
 def labels(runs: dict) -> dict[str, str]:
     """Run -> its label in the report."""
     return {run: entry.get("label", run) for run, entry in evaluated_runs(runs)}
+
+
+def task_runs(runs: dict) -> dict[str, list[str]]:
+    """Restoration task -> its runs in Table 5, in evaluated_runs' order (eval_restore's models)."""
+    found = {task: [] for task in TASKS}
+    for run, entry in evaluated_runs(runs):
+        if "table5" in (entry.get("columns") or {}):
+            found[entry["task"]].append(run)
+    return {task: found_runs for task, found_runs in found.items() if found_runs}

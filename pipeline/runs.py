@@ -8,8 +8,10 @@ reads (run_lambdas). `reads` lists the dotted keys each run reads, which dvc.yam
 
 Stages: `pretrain_psnr` (L1 on bicubic pairs), `pretrain_real` (RealESRNet: L1 to the sharpened GT on
 Real-ESRGAN's degradation made on the fly, the fidelity model the real-world run starts from), `train_gan`
-(Eq. 7 on bicubic pairs), `train_real` (Eq. 7 on the real-world degradation). A PSNR stage with `init_from`
-converts a public checkpoint instead of training.
+(Eq. 7 on bicubic pairs), `train_real` (Eq. 7 on the real-world degradation), and Table 5's restoration stages at
+scale 1 on the pairs of data/restore, one schedule per task: `restore_psnr` (NAFNet's fidelity model, its pixel
+loss) and `restore_gan` (Eq. 7 from it). A PSNR stage with `init_from` converts a public checkpoint instead of
+training.
 
 Outputs: `models/<run>/generator.safetensors` (plain state dict, loadable by `python -m pipeline.sr`), for runs
 with Feat-D and LPP `models/<run>/sfd_iqa.safetensors` (loadable by `python -m pipeline.iqa`), for the esrgan
@@ -24,6 +26,7 @@ from types import SimpleNamespace
 import pyiqa
 import torch
 
+from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import CheckpointError, save_state_dict
@@ -32,48 +35,58 @@ from pipeline.data.degradation import PairPool, RealESRGANDegradation
 from pipeline.fileio import list_images, read_image, write_json
 from pipeline.param_schema import WEIGHT
 from pipeline.params import ParamError, lookup, profile_section
-from pipeline.run_table import run_entry
+from pipeline.data.synthesize import OUT_ROOTS
+from pipeline.run_table import RESTORATION_STAGES, run_entry
 from pipeline.tensor_image import to_tensor
 from pipeline.sfd_iqa import save_sfd_iqa
 from pipeline.sr import build_generator
 from pipeline.train_step import ADVERSARIAL_WEIGHTS, GANStep, PSNRStep, unwrap
 from pipeline.trainer import default_device, distributed, relaunch_under_torchrun, train
 
-MODELS, CHECKPOINTS, LIVE, SETS = Path("models"), Path("checkpoints"), Path("dvclive"), Path("data/sets")
+MODELS, CHECKPOINTS, LIVE = Path("models"), Path("checkpoints"), Path("dvclive")
+SETS, RESTORE_SETS = OUT_ROOTS["sr"], OUT_ROOTS["restore"]  # the SR stages' sets (x4), the restoration ones' (x1)
 
 
-BACKBONES = {"rrdbnet": RRDBNet, "swinir": SwinIR}
+BACKBONES = {"rrdbnet": RRDBNet, "swinir": SwinIR, "nafnet": NAFNet}
 PER_BACKBONE = ("pretrain_psnr", "train_gan")  # stages whose profile section has one schedule per backbone
-PSNR_STAGES = ("pretrain_psnr", "pretrain_real")  # L1 only; pretrain_real on the real-world degradation
+PSNR_STAGES = ("pretrain_psnr", "pretrain_real", "restore_psnr")  # a pixel loss only
 REAL_WORLD = ("pretrain_real", "train_real")  # stages that make their LR inputs by the `degradation` section
 GAN_NETS = ("clip", "vgg19", "featd", "lpp", "image_d")  # the model sections a GAN run builds besides its generator
+
+
+def schedule_key(stage: str, entry: dict) -> str | None:
+    """Which schedule of `<profile>.<stage>` a run trains on: its backbone's (SR), its task's (restoration), or the
+    stage's one (None)."""
+    return entry["backbone"] if stage in PER_BACKBONE else entry["task"] if stage in RESTORATION_STAGES else None
 
 
 def reads(params: dict, stage: str, run: str) -> tuple[str, ...]:
     """The dotted keys a training run reads (dvc.yaml declares the same for `<stage>@<run>`)."""
     entry, profile = run_entry(params, stage, run), params["profile"]
-    backbone, section = entry["backbone"], f"{profile}.{stage}"
-    keys = ["profile", "seed", "scale", "speed", "optim", f"runs.{stage}.{run}.backbone", f"{profile}.model.{backbone}"]
-    if stage == "pretrain_psnr":
-        return (*keys, f"{section}.{backbone}")
-    keys.append(f"runs.{stage}.{run}.init")
+    key, where = schedule_key(stage, entry), f"runs.{stage}.{run}"
+    keys = ["profile", "seed", "speed", "optim", f"{where}.backbone", f"{profile}.model.{entry['backbone']}",
+            f"{profile}.{stage}" + (f".{key}" if key else "")]
+    keys.append(f"{where}.task" if stage in RESTORATION_STAGES else "scale")  # restoration is at scale 1
+    if stage not in ("pretrain_psnr", "restore_psnr"):
+        keys.append(f"{where}.init")
     if stage not in PSNR_STAGES:
-        keys += [*(f"runs.{stage}.{run}.{k}" for k in ("variant", "weights")), "prompt_logit_scale",
+        keys += [*(f"{where}.{k}" for k in ("variant", "weights")), "prompt_logit_scale",
                  *(f"{profile}.model.{net}" for net in GAN_NETS), *dict.fromkeys(entry["weights"].values())]
-    return (*keys, f"{section}.{backbone}") if stage in PER_BACKBONE else (*keys, section, "degradation")
+    return (*keys, "degradation") if stage in REAL_WORLD else tuple(keys)
 
 
 def model_config(params: dict) -> dict:
-    """The networks' sizes and weights the run reads, with the task's scale and Eq. 3-4's logit scale."""
-    extra = {k: params[k] for k in ("prompt_logit_scale",) if k in params}
-    return {**profile_section(params, "model"), "scale": params["scale"], **extra}
+    """The networks' sizes and weights the run reads, with the SR scale and Eq. 3-4's logit scale where it reads
+    them."""
+    extra = {k: params[k] for k in ("prompt_logit_scale", "scale") if k in params}
+    return {**profile_section(params, "model"), **extra}
 
 
-def train_config(params: dict, stage: str, backbone: str) -> dict:
-    """The trainer's and step's settings: the run's schedule (`<profile>.<stage>[.<backbone>]`), the speed
-    switches and Adam's settings."""
+def train_config(params: dict, stage: str, key: str | None) -> dict:
+    """The trainer's and step's settings: the run's schedule (`<profile>.<stage>[.<key>]`, key from schedule_key),
+    the speed switches and Adam's settings."""
     schedule = profile_section(params, stage)
-    return {**params["speed"], **params["optim"], **(schedule[backbone] if stage in PER_BACKBONE else schedule)}
+    return {**params["speed"], **params["optim"], **(schedule[key] if key else schedule)}
 
 
 def run_lambdas(params: dict, stage: str, run: str) -> dict[str, float]:
@@ -116,12 +129,14 @@ def load_generator(path: Path, backbone: str, cfg: dict) -> torch.nn.Module:
     return net
 
 
-def psnr_validator(set_name: str, device: torch.device, max_images: int = 10):
-    """Y-PSNR (BT.601, crop border 4) of the generator on the first images of a test set, as SR papers compute."""
-    metric = pyiqa.create_metric("psnr", test_y_channel=True, color_space="ycbcr", crop_border=4, device=device)
-    names = list_images(SETS / set_name / "HR")[:max_images]
-    pairs = [(to_tensor(read_image(SETS / set_name / "LR_x4" / p.name), device), to_tensor(read_image(p), device))
-             for p in names]
+def psnr_validator(set_name: str, device: torch.device, sets: Path = SETS, scale: int = 4, max_images: int = 10):
+    """Y-PSNR (BT.601, crop border = the scale, none at scale 1) of the generator on the first images of a test
+    set, as SR papers compute it; a training log, not a table's number."""
+    metric = pyiqa.create_metric("psnr", test_y_channel=True, color_space="ycbcr", crop_border=scale * (scale > 1),
+                                 device=device)
+    names = list_images(sets / set_name / "HR")[:max_images]
+    pairs = [(to_tensor(read_image(sets / set_name / f"LR_x{scale}" / p.name), device),
+              to_tensor(read_image(p), device)) for p in names]
 
     @torch.no_grad()
     def validate(step) -> dict[str, float]:
@@ -153,13 +168,13 @@ def loop_cfg(cfg: dict, seed: int, **identity) -> dict:
             "config": {"cfg": trained_with, "seed": seed, **identity}}
 
 
-def training_data(cfg: dict, seed: int, real_world: bool) -> PairedPatches:
-    """The training stages' HR/LR patches: the sub-images' pairs, or (`real_world`) HR crops of `degrade_size` that
-    the step degrades, flipped only as Real-ESRGAN x4plus (options/train_realesrgan_x4plus.yml and
-    train_realesrnet_x4plus.yml: use_hflip true, use_rot false)."""
+def training_data(cfg: dict, seed: int, real_world: bool, sets: Path = SETS, scale: int = 4) -> PairedPatches:
+    """The training stages' HR/LR patches: the sub-images' pairs of `sets`/<train_set> at `scale`, or
+    (`real_world`) HR crops of `degrade_size` that the step degrades, flipped only as Real-ESRGAN x4plus
+    (options/train_realesrgan_x4plus.yml and train_realesrnet_x4plus.yml: use_hflip true, use_rot false)."""
     if real_world:
-        return PairedPatches([SETS / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed, rotate=False)
-    return PairedPatches([SETS / cfg["train_set"]], cfg["patch"], lr_dir="LR_x4_sub", seed=seed)
+        return PairedPatches([sets / s for s in cfg["train_sets"]], cfg["degrade_size"], seed=seed, rotate=False)
+    return PairedPatches([sets / cfg["train_set"]], cfg["patch"], scale, lr_dir=f"LR_x{scale}_sub", seed=seed)
 
 
 def real_world(degradation_cfg: dict | None, model_cfg: dict, device: torch.device):
@@ -171,10 +186,10 @@ def real_world(degradation_cfg: dict | None, model_cfg: dict, device: torch.devi
 
 
 def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str = "rrdbnet", init: str | None = None,
-                 degradation_cfg: dict | None = None) -> Path:
-    """Stage 1: train the backbone with L1 (from scratch, or from the generator of run `init`), or verify and
-    convert `init_from`; with `degradation_cfg`, RealESRNet: L1 to the sharpened GT on the real-world degradation.
-    `cfg` is train_config's."""
+                 degradation_cfg: dict | None = None, sets: Path = SETS, scale: int = 4) -> Path:
+    """Stage 1: train the backbone with its pixel loss (from scratch, or from the generator of run `init`) on the
+    pairs of `sets` at `scale`, or verify and convert `init_from`; with `degradation_cfg`, RealESRNet: L1 to the
+    sharpened GT on the real-world degradation. `cfg` is train_config's."""
     out = MODELS / name / "generator.safetensors"
     if cfg["init_from"]:
         net = load_generator(Path(cfg["init_from"]), backbone, model_cfg[backbone])
@@ -183,7 +198,7 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str
         # validation in place of a training log.
         (CHECKPOINTS / name).mkdir(parents=True, exist_ok=True)
         (LIVE / name / "plots").mkdir(parents=True, exist_ok=True)
-        val = psnr_validator(cfg["val_set"], default_device())(SimpleNamespace(eval_net=lambda: net))
+        val = psnr_validator(cfg["val_set"], default_device(), sets, scale)(SimpleNamespace(eval_net=lambda: net))
         write_json(LIVE / name / "metrics.json", {"init_from": str(cfg["init_from"]), "val": val})
         return out
     rank, _ = distributed()
@@ -195,18 +210,18 @@ def run_pretrain(cfg: dict, model_cfg: dict, seed: int, name: str, backbone: str
     step = PSNRStep(generator, cfg, device, degradation, pool, seed)
     identity = {"model": model_cfg[backbone], "backbone": backbone,
                 **({"init": init, "degradation": degradation_cfg} if init or degradation_cfg else {})}
-    train(step, training_data(cfg, seed, degradation_cfg is not None), loop_cfg(cfg, seed, **identity),
-          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
+    train(step, training_data(cfg, seed, degradation_cfg is not None, sets, scale), loop_cfg(cfg, seed, **identity),
+          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device, sets, scale) if rank == 0 else None, LIVE / name)
     if rank == 0:
-        stage = "pretrain_real" if degradation_cfg else "pretrain_psnr"
+        stage = "pretrain_real" if degradation_cfg else "pretrain_psnr" if scale > 1 else "restore_psnr"
         save_state_dict(out, step.eval_net().state_dict(), {"source": f"trained by {stage}" + ema_note(step)})
     return out
 
 
 def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, name: str, init: str,
-            degradation_cfg: dict | None = None, backbone: str = "rrdbnet") -> Path:
-    """Stage 2: GAN training of a variant from the generator of run `init`; with `degradation_cfg`, the
-    real-world model. `cfg` is train_config's."""
+            degradation_cfg: dict | None = None, backbone: str = "rrdbnet", sets: Path = SETS, scale: int = 4) -> Path:
+    """Stage 2: GAN training of a variant from the generator of run `init` on the pairs of `sets` at `scale`; with
+    `degradation_cfg`, the real-world model. `cfg` is train_config's."""
     rank, _ = distributed()
     device = default_device()
     torch.manual_seed(seed)
@@ -215,8 +230,8 @@ def run_gan(variant: str, cfg: dict, model_cfg: dict, lambdas: dict, seed: int, 
     step = GANStep(variant, generator.train(), model_cfg, lambdas, cfg, device, degradation, pool, seed)
     identity = {"model": model_cfg, "lambdas": step.lambdas, "variant": variant, "degradation": degradation_cfg,
                 "backbone": backbone}
-    train(step, training_data(cfg, seed, degradation_cfg is not None), loop_cfg(cfg, seed, **identity),
-          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device) if rank == 0 else None, LIVE / name)
+    train(step, training_data(cfg, seed, degradation_cfg is not None, sets, scale), loop_cfg(cfg, seed, **identity),
+          CHECKPOINTS / name, psnr_validator(cfg["val_set"], device, sets, scale) if rank == 0 else None, LIVE / name)
     if rank == 0:
         export(step, MODELS / name, model_cfg)
     return MODELS / name
@@ -244,11 +259,13 @@ def train_run(params: dict, stage: str, run: str) -> Path:
     """Train (or, for a PSNR run with `init_from`, convert) the run `runs.<stage>.<run>`; returns models/<run>."""
     entry = run_entry(params, stage, run)
     backbone, model_cfg = entry["backbone"], model_config(params)
-    cfg = train_config(params, stage, backbone)
+    cfg = train_config(params, stage, schedule_key(stage, entry))
     lambdas = None if stage in PSNR_STAGES else run_lambdas(params, stage, run)  # checked before any relaunch
     relaunch_under_torchrun(cfg["gpus"])
     degradation_cfg = params["degradation"] if stage in REAL_WORLD else None
+    data = (RESTORE_SETS, 1) if stage in RESTORATION_STAGES else (SETS, params["scale"])
     if stage in PSNR_STAGES:
-        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone, entry.get("init"), degradation_cfg).parent
+        return run_pretrain(cfg, model_cfg, params["seed"], run, backbone, entry.get("init"), degradation_cfg,
+                            *data).parent
     return run_gan(entry["variant"], cfg, model_cfg, lambdas, params["seed"], run, entry["init"], degradation_cfg,
-                   backbone)
+                   backbone, *data)

@@ -43,12 +43,16 @@ from pipeline.losses import (
     loss_g_ragan,
     loss_total,
     prompt_pair_score,
+    psnr_loss,
 )
 
 # The adversarial weights of Eq. 7 each variant uses (besides lambda1, lambda2); stages declare exactly these.
 ADVERSARIAL_WEIGHTS = {"esrgan": ("image_gan_weight",), "featd": ("lambda3",), "tgd": ("lambda4",),
                        "sfd": ("lambda3", "lambda4")}
 VARIANTS = tuple(ADVERSARIAL_WEIGHTS)
+# The fidelity models' pixel losses (cfg `pixel_loss`, L1 when absent) and the name each is logged under: L1 for the
+# SR models (ESRGAN, Real-ESRNet), NAFNet's PSNR loss for Table 5's restoration models.
+PIXEL_LOSSES = {"l1": (F.l1_loss, "l1"), "psnr": (psnr_loss, "psnr_loss")}
 TRAINED_BY = {"lambda3": "Feat-D", "lambda4": "TG-D", "image_gan_weight": "the image discriminator"}
 WEIGHTS = ("lambda1", "lambda2", "lambda3", "lambda4", "image_gan_weight")
 
@@ -279,12 +283,13 @@ class Step:
 
 
 class PSNRStep(Step):
-    """Stage 1: the fidelity-oriented model, L1 loss only; with `degradation`, RealESRNet (L1 to the sharpened GT,
-    on Real-ESRGAN's degradation made on the fly)."""
+    """Stage 1: the fidelity-oriented model, one pixel loss (PIXEL_LOSSES, cfg `pixel_loss`: L1 by default); with
+    `degradation`, RealESRNet (L1 to the sharpened GT, on Real-ESRGAN's degradation made on the fly)."""
 
     def __init__(self, generator: nn.Module, cfg: dict, device: torch.device, degradation=None, pool=None,
                  seed: int = 0):
         super().__init__(cfg, device, degradation, pool, seed)
+        self.pixel_loss, self.loss_name = PIXEL_LOSSES[cfg.get("pixel_loss", "l1")]
         self.add_ema(generator)  # before add_net: a plain copy, never compiled or wrapped
         self.g = self.add_net("g", generator)
         self.add_optim("g", self.g.parameters())
@@ -297,10 +302,10 @@ class PSNRStep(Step):
             lr, hr = self.to_device(lr), self.to_device(hr)
             with self.autocast(), record_function("g_forward"):
                 sr = self.g(lr)
-            loss = F.l1_loss(sr.float(), hr)
+            loss = self.pixel_loss(sr.float(), hr)
             self.optimize(["g"], loss, "g")
             self.update_ema()
-        return self.finish({"l1": loss.detach()})
+        return self.finish({self.loss_name: loss.detach()})
 
 
 class GANStep(Step):

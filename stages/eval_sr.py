@@ -7,7 +7,7 @@ import sys
 os.environ["TORCH_HOME"] = "data/weights/eval/torch"
 
 from pipeline.checkpoint import CheckpointError
-from pipeline.evaluate import evaluate_sr
+from pipeline.evaluate import evaluate_sr, summary_lines
 from pipeline.run_table import run_tables
 from pipeline.params import profile_section
 from stages import stage_params
@@ -24,12 +24,7 @@ def main() -> int:
         summary = evaluate_sr(cfg, run_tables(params["runs"]), params["profile"])
     except CheckpointError as e:
         raise SystemExit(f"eval_sr: {e}") from None
-    for set_name, by_model in summary["results"].items():
-        for model, values in by_model.items():
-            print(f"{set_name:>12} {model:>20}  " + "  ".join(
-                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
-    for metric, reason in summary["na"].items():
-        print(f"n/a {metric}: {reason}")
+    print("\n".join(summary_lines(summary)))
     return 0
 
 

@@ -15,7 +15,7 @@ def shorten(params: dict) -> dict:
     """Every training run of the quick profile (both backbones' schedules) cut to 4 iterations."""
     quick = params["quick"]
     for block in (*quick["pretrain_psnr"].values(), quick["pretrain_real"], *quick["train_gan"].values(),
-                  quick["train_real"]):
+                  quick["train_real"], *quick["restore_psnr"].values(), *quick["restore_gan"].values()):
         block.update(SHORT, milestones=[3])
     return params
 
@@ -34,9 +34,9 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     path.write_text(yaml.safe_dump(shorten(yaml.safe_load(path.read_text())), sort_keys=False))
     run(["dvc", "repro"], project_copy)
     for name in ("psnr", "realesrnet", "esrgan", "featd", "tgd", "sfd", "swinir_psnr", "swinir_esrgan", "swinir_sfd",
-                 "real"):
+                 "real", "nafnet_derain", "derain_sfd", "deblur_vd"):
         state, _ = load_state_dict(project_copy / "models" / name / "generator.safetensors")
-        assert "conv_first.weight" in state
+        assert "conv_first.weight" in state or "intro.weight" in state  # RRDBNet, SwinIR / NAFNet
     iqa = load_sfd_iqa(project_copy / "models" / "real" / "sfd_iqa.safetensors")
     assert iqa.featd is not None and iqa.lpp is not None
     metrics = yaml.safe_load((project_copy / "dvclive" / "sfd" / "metrics.json").read_text())
@@ -54,7 +54,9 @@ def test_training_stages_and_lambda4_rerun_set(project_copy):
     run(["git", "commit", "-qm", "quick run"], project_copy)
     out = run(["dvc", "exp", "run", "-S", "lambda4=0.05"], project_copy).stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real@real"} <= ran
+    assert {"train_gan@tgd", "train_gan@sfd", "train_gan@swinir_sfd", "train_real@real", "restore_gan@derain_sfd",
+            "restore_gan@deblur_sfd"} <= ran
     assert not ran & {"download@sr", "synthesize@sr", "pretrain_psnr@psnr", "pretrain_psnr@swinir_psnr",
                       "pretrain_real@realesrnet",
-                      "train_gan@esrgan", "train_gan@featd", "train_gan@swinir_esrgan"}, ran
+                      "train_gan@esrgan", "train_gan@featd", "train_gan@swinir_esrgan", "restore_psnr@nafnet_derain",
+                      "restore_gan@derain_vd", "restore_gan@deblur_vd"}, ran

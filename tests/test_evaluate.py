@@ -20,7 +20,9 @@ from pipeline.evaluate import (
     SFD_IQA_METHODS,
     bicubic_upscale,
     evaluate_iqa,
+    evaluate_restore,
     evaluate_sr,
+    restore_figure,
     sr_models,
 )
 from pipeline.fileio import read_image, write_image, write_json
@@ -284,3 +286,52 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     assert summary["subsets"] == {}
     with pytest.raises(ValueError, match="brisque"):
         evaluate_iqa({**cfg, "pyiqa_methods": ["brisque"]}, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m2", **kwargs)
+
+
+def test_restoration_runs_are_scored_on_their_tasks_channel_without_a_crop(tmp_path):
+    """Table 5: each task's runs restore its sets at scale 1; PSNR on Y for deraining and on RGB for deblurring,
+    over the whole image, equal to the formula; records are table5's; the crops figure is written."""
+    from pipeline.archs.nafnet import NAFNet
+    from pipeline.metrics.ssim import ssim_rgb, ssim_y, y_channel
+    rng = np.random.default_rng(0)
+    for set_name in ("rain", "blur"):
+        for name in ("a.png", "b.png"):
+            hr = smooth_image(64, 72, int(rng.integers(100)))
+            write_image(tmp_path / "restore" / set_name / "HR" / name, hr)
+            write_image(tmp_path / "restore" / set_name / "LR_x1" / name,
+                        np.clip(hr + rng.normal(0, 12, hr.shape), 0, 255).astype(np.uint8))
+    runs = {"derain": ["nafnet_derain", "derain_sfd"], "deblur": ["nafnet_deblur"]}
+    for i, run in enumerate(r for task_runs in runs.values() for r in task_runs):
+        torch.manual_seed(i)
+        save_state_dict(tmp_path / "models" / run / "generator.safetensors",
+                        NAFNet(width=8, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1]).state_dict())
+    cfg = {"derain": {"sets": ["rain"]}, "deblur": {"sets": ["blur"]}, "ssim": "basicsr", "tile": 0,
+           "tile_overlap": 32}
+    (tmp_path / "torch").mkdir()
+    kwargs = {"sets_dir": tmp_path / "restore", "results_dir": tmp_path / "results"}
+    summary = evaluate_restore(cfg, runs, "quick", models_dir=tmp_path / "models", metrics_dir=tmp_path / "metrics",
+                               torch_home=tmp_path / "torch", niqe_params=write_niqe_mat(tmp_path / "niqe.mat"),
+                               device=CPU, **kwargs)
+    for set_name, run, channel in (("rain", "derain_sfd", "y"), ("blur", "nafnet_deblur", "rgb")):
+        _, rows = read_csv(tmp_path / "metrics" / "restore" / run / f"{set_name}.csv")
+        out = read_image(tmp_path / "results" / run / set_name / "a.png")
+        hr = read_image(tmp_path / "restore" / set_name / "HR" / "a.png")
+        a, b = (y_channel(x, False) if channel == "y" else x.astype(np.float64) for x in (out, hr))
+        expected = 10 * np.log10(255 ** 2 / np.mean((a - b) ** 2))  # the whole image: no border crop
+        assert float(rows[0]["psnr"]) == pytest.approx(expected, abs=1e-3)
+        ssim = ssim_y(out, hr) if channel == "y" else ssim_rgb(out, hr)
+        assert float(rows[0]["ssim"]) == pytest.approx(ssim, abs=1e-9)
+        assert summary["results"][set_name][run]["psnr"] == pytest.approx(
+            np.mean([float(r["psnr"]) for r in rows]), abs=1e-7)  # the CSV keeps 10 digits
+    columns, records = read_csv(tmp_path / "metrics" / "restore.csv")
+    assert tuple(columns) == RECORD_COLUMNS and {r["table"] for r in records} == {"table5"}
+    assert {(r["set"], r["method"]) for r in records} == {("rain", "nafnet_derain"), ("rain", "derain_sfd"),
+                                                          ("blur", "nafnet_deblur")}
+    lpips = [r for r in records if r["metric"] == "lpips"]
+    assert lpips and all(r["value"] == "" and "weights not available" in r["reason"] for r in lpips)
+
+    entry = lambda task, column: {"backbone": "nafnet", "task": task, "columns": {"table5": column}}  # noqa: E731
+    table = {"restore_psnr": {"nafnet_derain": entry("derain", "NAFNet"), "nafnet_deblur": entry("deblur", "NAFNet")},
+             "restore_gan": {"derain_sfd": entry("derain", "+ Ours")}}
+    restore_figure(cfg, runs, table, tmp_path / "crops.png", 32, **kwargs)
+    assert read_image(tmp_path / "crops.png").shape[0] > 100

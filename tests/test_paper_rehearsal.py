@@ -31,6 +31,9 @@ SCALE = {
        {"iters": 2, "batch": 2, "patch": 64, "milestones": "[1]", "workers": 0, "ckpt_every": 2, "val_every": 2,
         "log_every": 1}.items()},
     "paper.train_real.degrade_size": 96,
+    **{f"paper.{section}.{k}": v for section in ("restore_psnr.derain", "restore_gan.derain", "restore_gan.deblur")
+       for k, v in {"iters": 2, "batch": 2, "patch": 64, "milestones": "[1]", "workers": 0, "ckpt_every": 2,
+                    "val_every": 2, "log_every": 1}.items()},
     "paper.tsne.images_per_class": 2, "paper.tsne.crop": 64, "paper.tsne.perplexity": 3.0,
     "paper.tsne.max_iter": 250,
 }
@@ -45,6 +48,7 @@ def mirror(tmp_path_factory):
     rng = np.random.default_rng(standins.RNG_SEED)
     standins.sr_datasets(root, rng)
     standins.iqa_datasets(root, rng)
+    standins.restore_datasets(root, rng)
     manual = standins.weights(root, params["paper"]["model"])
     handler = functools.partial(Quiet, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -98,6 +102,7 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     held_back = tmp_path / "DRealSR"
     shutil.move(drealsr, held_back)  # placed only before the second run
     standins.place_ma(project, rng)
+    standins.place_rain100l(project, rng)
     manual_files = {}
     for name, data in manual.items():  # the manual weights, where the registry says
         target = project / yaml.safe_load((project / "data/registry.yaml").read_text())[name]["target"]
@@ -114,7 +119,9 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     assert {"download@sr", "download@iqa", "download@train_weights", "download@eval_weights", "synthesize@sr",
             "synthesize@iqa", "pretrain_psnr@psnr", "pretrain_psnr@swinir_psnr", "pretrain_real@realesrnet",
             "train_gan@esrgan", "train_gan@featd", "train_gan@tgd", "train_gan@sfd", "train_gan@swinir_esrgan",
-            "train_gan@swinir_sfd", "train_real@real", "eval_iqa", "tsne"} <= ran, ran
+            "train_gan@swinir_sfd", "train_real@real", "eval_iqa", "tsne", "download@restore", "synthesize@restore",
+            "restore_psnr@nafnet_derain", "restore_psnr@nafnet_deblur", "restore_gan@derain_vd",
+            "restore_gan@derain_sfd", "restore_gan@deblur_vd", "restore_gan@deblur_sfd", "eval_restore"} <= ran, ran
     assert not ran & {"synthesize@real_pairs", "eval_sr", "report"}
 
     shutil.move(held_back, drealsr)
@@ -127,6 +134,9 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     sr = yaml.safe_load((project / "reports/metrics/sr.json").read_text())
     assert {"Set5", "Set14", "Urban100", "DIV2K100", "RealD2K", "RealSR", "DRealSR"} <= set(sr["results"])
     assert isinstance(sr["results"]["DRealSR"]["real"]["psnr"], float)
+    restore = yaml.safe_load((project / "reports/metrics/restore.json").read_text())
+    assert {"Rain100L", "GoPro"} <= set(restore["results"])
+    assert isinstance(restore["results"]["GoPro"]["deblur_sfd"]["psnr"], float)
     iqa = yaml.safe_load((project / "reports/metrics/iqa.json").read_text())
     assert {"PIPAL", "KonIQ-10k", "Ma", "LIVE-itW"} <= set(iqa["results"])
     with open(project / "reports/metrics/iqa.csv", newline="") as f:

@@ -25,7 +25,8 @@ def test_every_stage_declares_exactly_the_params_it_reads():
     stages = resolved_stages()
     assert {"download@sr", "download@train_weights", "synthesize@sr", "synthesize@iqa", "pretrain_psnr@psnr",
             "pretrain_psnr@swinir_psnr", "pretrain_real@realesrnet", "train_gan@sfd", "train_gan@swinir_sfd",
-            "train_real@real"} <= set(stages)
+            "train_real@real", "download@restore", "synthesize@restore", "restore_psnr@nafnet_derain",
+            "restore_gan@deblur_sfd", "eval_restore"} <= set(stages)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name, (cmd, declared) in stages.items():
         if not cmd.startswith("python -m "):  # the papermill notebook: its only param is interpolated in the command

@@ -13,9 +13,9 @@ import yaml
 from PIL import Image
 
 from pipeline.report.choices import CHOICES, choices_table, resolve
-from pipeline.evaluate import iqa_records, sr_records, write_records
+from pipeline.evaluate import iqa_records, record, sr_records, write_records
 from pipeline.report.render import flatten, git_revision, render_report
-from pipeline.report.tables import Cell, build_tables, mark_best, read_paper, read_records
+from pipeline.report.tables import NOT_TRAINED_RESTORE, Cell, build_tables, mark_best, read_paper, read_records
 from stages.report import reads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +73,16 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
         _write_csv(metrics / "iqa" / method / "quick_distortions.csv", ["image", "score", "mos"], rows)
     tsne = {"profile": "quick", "silhouette": {"image_d": 0.05, "featd": 0.31}, "n_points": 48, "n_classes": 4,
             "weights": {"featd": "models/sfd/sfd_iqa.safetensors"}, "source": "esrgan image_d vs sfd Feat-D"}
+    restore = {("quick_rain_test", "nafnet_derain"): 30.5, ("quick_rain_test", "derain_vd"): 29.5,
+               ("quick_rain_test", "derain_sfd"): 29.8, ("quick_blur_test", "nafnet_deblur"): 27.25,
+               ("quick_blur_test", "deblur_sfd"): 26.5}  # deblur_vd not trained
+    write_records(metrics, "restore", [
+        record("table5", set_name, "", run, metric, value, LPIPS_REASON if value is None else None)
+        for (set_name, run), psnr in restore.items()
+        for metric, value in (("psnr", psnr), ("ssim", 0.8), ("lpips", None), ("dists", None))], "quick", {})
+    for (set_name, run), psnr in restore.items():
+        _write_csv(metrics / "restore" / run / f"{set_name}.csv", ["image", "psnr"],
+                   [{"image": f"{n}.png", "psnr": psnr} for n in images])
     write_records(metrics, "sr", sr_records(sr), "quick", sr["weights"])
     write_records(metrics, "iqa", iqa_records(iqa), "quick", iqa["weights"])
     (metrics / "tsne.json").write_text(json.dumps(tsne))
@@ -87,6 +97,7 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
     figures = root / "reports" / "figures"
     figures.mkdir(parents=True)
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "tsne.png")
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "restore_crops.png")
     (root / "models" / "sfd").mkdir(parents=True)
     (root / "models" / "sfd" / "weights.json").write_text(json.dumps({"clip": "random (seed 0)", "vgg19": "none",
                                                                       "variant": "sfd"}))
@@ -164,7 +175,7 @@ def test_every_table_and_figure_of_the_paper_appears(page):
     for i in (1, 2, 8, 9):
         assert f"Fig. {i}." in parser.ids[f"fig{i}"]
     images = [a["src"] for tag, a in parser.attrs if tag == "img"]
-    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)  # + Table 5 crops
 
 
 def test_no_src_or_href_leaves_the_file(page):
@@ -184,7 +195,8 @@ def test_na_cell_shows_its_reason(page):
     assert "n/a" in parser.ids["table5-table"]
     note = next(i for i, text in parser.ids.items() if i.startswith("table1-note-") and text == LPIPS_REASON)
     assert any(tag == "a" and a.get("href") == f"#{note}" for tag, a in parser.attrs)
-    assert "outside its scope" in parser.ids["table5-note-1"]
+    table5_notes = {v for k, v in parser.ids.items() if k.startswith("table5-note-")}
+    assert LPIPS_REASON in table5_notes and NOT_TRAINED_RESTORE in table5_notes
     assert CLIPIQA_REASON in {v for k, v in parser.ids.items() if k.startswith("table3-note-")}
 
 
@@ -339,3 +351,23 @@ def test_pipals_sub_type_rows_are_marked_as_resting_on_an_unconfirmed_mapping(tm
 def test_the_report_says_which_ssim_convention_it_used(tmp_path):
     html = render_fixture(tmp_path).read_text()
     assert "SSIM on BT.601 Y in floating point, as BasicSR&#39;s calculate_ssim" in html
+
+
+def test_table5_holds_each_tasks_runs_beside_the_papers_values(tmp_path):
+    params = write_fixture(tmp_path)
+    metrics = tmp_path / "reports" / "metrics"
+    restore = read_records(metrics / "restore.csv", "quick")
+    table = build_tables(read_paper(ROOT / "reports" / "paper"), None, None, params["runs"], restore)[4]
+    assert [g for g, _ in table.col_groups] == ["Rain100L (ours: quick_rain_test)", "GoPro (ours: quick_blur_test)"]
+    cells = {(row.labels[0], i): cell for row in table.rows for i, cell in enumerate(row.cells)}
+    per_set = len(table.columns) // 2
+    psnr = [i for i, c in enumerate(table.columns[:per_set]) if c.label == "PSNR"][0]
+    nafnet_rain, nafnet_gopro = cells[("NAFNet", psnr)], cells[("NAFNet", per_set + psnr)]
+    assert (nafnet_rain.ours, nafnet_rain.paper) == (30.5, 37.00)
+    assert nafnet_gopro.ours == 27.25 and nafnet_gopro.diff == pytest.approx(27.25 - 32.87)
+    assert cells[("+ Ours", per_set + psnr)].ours == 26.5
+    vd_gopro = cells[("+ VD", per_set + psnr)]
+    assert vd_gopro.ours is None and vd_gopro.reason == NOT_TRAINED_RESTORE and vd_gopro.paper == 32.01
+    assert any(c.label == "SSIM" and c.ours_only for c in table.columns)
+    html = render_fixture(tmp_path / "render").read_text()
+    assert 'id="table5-crops"' in html and "Table 5 crops" in html

@@ -39,7 +39,8 @@ def test_a_run_reads_its_backbones_schedule_the_speed_switches_and_adam():
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     cfg = runs.train_config(params, "train_gan", "swinir")
     assert cfg == {**params["speed"], **params["optim"], **params["quick"]["train_gan"]["swinir"]}
-    assert runs.train_config(params, "train_real", "rrdbnet")["degrade_size"] == params["quick"]["train_real"]["degrade_size"]
+    assert runs.train_config(params, "train_real", None)["degrade_size"] == \
+        params["quick"]["train_real"]["degrade_size"]
     keys = runs.reads(params, "train_gan", "swinir_sfd")
     assert {"quick.train_gan.swinir", "quick.model.swinir", "lambda3", "lambda4"} <= set(keys)
     assert not {"quick.train_gan.rrdbnet", "quick.model.rrdbnet", "image_gan_weight"} & set(keys)
@@ -98,16 +99,21 @@ def test_swinir_learns_under_the_psnr_step():
     assert losses[-1] < 0.5 * losses[0]
 
 
-@pytest.fixture
-def sets(tmp_path, monkeypatch):
-    """data/sets/train (sub-images) and data/sets/val (whole images) under a temporary working directory."""
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
+def write_pairs(root: str, lr_dir: str, degrade, seed: int) -> None:
+    """`root`/train (sub-images) and `root`/val (whole images): 48 px HR and `degrade(hr, rng)` in `lr_dir`."""
+    rng = np.random.default_rng(seed)
     for name, sub in (("train", "_sub"), ("val", "")):
         for i in range(3):
             hr = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-            write_image(Path(f"data/sets/{name}/HR{sub}/{i}.png"), hr)
-            write_image(Path(f"data/sets/{name}/LR_x4{sub}/{i}.png"), hr[::4, ::4].copy())
+            write_image(Path(f"{root}/{name}/HR{sub}/{i}.png"), hr)
+            write_image(Path(f"{root}/{name}/{lr_dir}{sub}/{i}.png"), degrade(hr, rng))
+
+
+@pytest.fixture
+def sets(tmp_path, monkeypatch):
+    """data/sets/{train,val}, x4 pairs, under a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+    write_pairs("data/sets", "LR_x4", lambda hr, rng: hr[::4, ::4].copy(), 0)
     return tmp_path
 
 
@@ -300,3 +306,47 @@ def test_realesrnet_trains_from_its_init_and_the_real_world_run_starts_from_it(r
     out = runs.run_pretrain({"init_from": "RealESRNet_x4plus.pth", "val_set": "val"}, MODEL, seed=0,
                             name="realesrnet", init="psnr", degradation_cfg=DEGRADATION)
     assert same_weights(load_state_dict(out)[0], public.state_dict())
+
+
+NAFNET = {"width": 8, "middle_blk_num": 1, "enc_blk_nums": [1], "dec_blk_nums": [1]}
+
+
+def test_a_restoration_run_reads_its_tasks_schedule_at_scale_1():
+    params = yaml.safe_load(PARAMS_YAML.read_text())
+    keys = set(runs.reads(params, "restore_gan", "deblur_sfd"))
+    assert {"quick.restore_gan.deblur", "quick.model.nafnet", "runs.restore_gan.deblur_sfd.task", "lambda3",
+            "lambda4"} <= keys
+    assert not {"scale", "quick.restore_gan.derain", "degradation"} & keys
+    assert runs.train_config(params, "restore_psnr", "derain")["pixel_loss"] == "psnr"
+    params["runs"]["restore_gan"]["derain_vd"]["task"] = "denoise"
+    with pytest.raises(ParamError, match=r"`runs.restore_gan.derain_vd.task` must be one of \('derain', 'deblur'\)"):
+        runs.reads(params, "restore_gan", "derain_vd")
+
+
+@pytest.fixture
+def restore_sets(tmp_path, monkeypatch):
+    """data/restore/{train,val}: clean HR and a noisy LR_x1 of the same size (scale 1)."""
+    monkeypatch.chdir(tmp_path)
+    write_pairs("data/restore", "LR_x1", lambda hr, rng: np.clip(hr + rng.normal(0, 20, hr.shape), 0, 255)
+                .astype(np.uint8), 3)
+    return tmp_path
+
+
+def test_nafnet_fidelity_then_sfd_at_scale_1(restore_sets):
+    from pipeline.archs.nafnet import NAFNet
+    model = {**MODEL, "nafnet": NAFNET}
+    cfg = {**CFG, "pixel_loss": "psnr", "patch": 32}
+    out = runs.run_pretrain(cfg, model, seed=0, name="nafnet_derain", backbone="nafnet", sets=runs.RESTORE_SETS,
+                            scale=1)
+    state, meta = load_state_dict(out)
+    assert meta["source"] == "trained by restore_psnr"
+    log = yaml.safe_load(Path("dvclive/nafnet_derain/metrics.json").read_text())
+    assert "psnr_loss" in log["train"] and log["train"]["psnr_loss"] < 0  # minus a PSNR in dB
+    net = build_generator(out)
+    assert isinstance(net, NAFNet) and net.scale == 1
+    gan = runs.run_gan("sfd", {**CFG, "patch": 32}, model, LAMBDAS, seed=0, name="derain_sfd", init="nafnet_derain",
+                       backbone="nafnet", sets=runs.RESTORE_SETS, scale=1)
+    restored = build_generator(gan / "generator.safetensors")
+    x = torch.rand(1, 3, 40, 44)
+    assert restored(x).shape == x.shape and not same_weights(restored.state_dict(), state)
+    assert load_sfd_iqa(gan / "sfd_iqa.safetensors").featd is not None

@@ -1,7 +1,9 @@
 """Test and training pairs in the project's layout, made from HR images.
 
 Layout: `data/sets/<set>/HR/<name>.png` and `data/sets/<set>/LR_x4/<name>.png`; training sets also get
-`HR_sub/` and `LR_x4_sub/` sub-images; IQA sets are `data/iqa/<set>/images/` plus `scores.csv`.
+`HR_sub/` and `LR_x4_sub/` sub-images; IQA sets are `data/iqa/<set>/images/` plus `scores.csv`; Table 5's
+restoration pairs (scale 1) are `data/restore/<set>/HR/` (clean) and `LR_x1/` (rainy or blurred), with
+`HR_sub/` and `LR_x1_sub/` for training.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tqdm import tqdm
 
 from pipeline.data.iqa_sets import IQARow, convert_iqa_set, write_scores
 from pipeline.data.real_pairs import collect_real_pairs
+from pipeline.data.restoration import collect_restoration_pairs, write_synthetic_pairs
 from pipeline.fileio import list_images, read_image, write_image
 from pipeline.tensor_image import to_tensor, to_uint8
 
@@ -140,7 +143,8 @@ def write_distortion_set(src: Path, out: Path, levels: dict, degrade, seed: int)
 
 
 # Where each data group's sets are written (stage synthesize@<group>; the groups of params.yaml `download`).
-OUT_ROOTS = {"sr": Path("data/sets"), "real_pairs": Path("data/real_pairs"), "iqa": Path("data/iqa")}
+OUT_ROOTS = {"sr": Path("data/sets"), "real_pairs": Path("data/real_pairs"), "iqa": Path("data/iqa"),
+             "restore": Path("data/restore")}
 
 
 def find_source(set_name: str, registry: dict, quick_root: Path):
@@ -174,7 +178,7 @@ def synthesize(group: str, cfg: dict, seed: int, degradation_cfg: dict, registry
     if group not in OUT_ROOTS:
         raise ValueError(f"unknown data group {group!r}; expected one of {tuple(OUT_ROOTS)}")
     from pipeline.data.degradation import RealESRGANDegradation
-    scale = cfg["scale"]
+    scale = cfg.get("scale")  # the SR groups' (restoration is at scale 1)
     degrade = None if degradation_cfg is None else RealESRGANDegradation(degradation_cfg, scale=scale)
     counts = {}
     if group == "sr":
@@ -205,4 +209,14 @@ def synthesize(group: str, cfg: dict, seed: int, degradation_cfg: dict, registry
                 src = find_source(name, registry, quick_root)
                 counts[name] = convert_iqa_set(src["format"], src["images"], src["scores"], out_root / name,
                                                src.get("split"))
+    if group == "restore":
+        for name, spec in cfg["restore_sets"].items():  # the quick profile's synthetic stand-ins
+            counts[name] = write_synthetic_pairs(find_source(spec["source"], registry, quick_root), out_root / name,
+                                                 spec["kind"], seed)
+        for name in cfg["restore_pairs"]:
+            src = find_source(name, registry, quick_root)
+            counts[name] = collect_restoration_pairs(src["format"], src, out_root / name)
+        for name in cfg["restore_train_sets"]:
+            cut = cut_subimages(out_root / name, cfg["subimage_size"], cfg["subimage_step"], 1)
+            counts.update({f"{name} {what}": n for what, n in cut.items()})
     return counts

@@ -9,6 +9,8 @@
   under NIQE_MIN_SIZE pixels per side (no block to fit) or a flat one (its feature fit is undefined).
 
 Every metric sees the images with `crop_border` (= the scale) pixels cut from each side, the SR convention.
+Table 5's restoration benchmarks score at scale 1 without a crop, PSNR and SSIM on Y or (`channel="rgb"`, GoPro's
+protocol) on RGB.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pipeline.metrics.pyiqa_metrics import (
     MetricUnavailable,
     create_metric,
 )
-from pipeline.metrics.ssim import ssim_y
+from pipeline.metrics.ssim import ssim_rgb, ssim_y
 from pipeline.tensor_image import to_tensor
 
 SR_METRICS = ("psnr", "ssim", "lpips", "dists", "niqe")
@@ -39,10 +41,12 @@ class SRMetrics:
     """
 
     def __init__(self, crop_border: int, torch_home: str | os.PathLike, niqe_params: str | os.PathLike,
-                 device: str | torch.device = "cpu", ssim: str = "basicsr"):
-        self.crop_border, self.device, self.ssim = crop_border, device, ssim
+                 device: str | torch.device = "cpu", ssim: str = "basicsr", channel: str = "y"):
+        if channel not in ("y", "rgb"):
+            raise ValueError(f"PSNR/SSIM channel must be y or rgb, got {channel!r}")
+        self.crop_border, self.device, self.ssim, self.channel = crop_border, device, ssim, channel
         self.metrics, self.na = {}, {}
-        options = {"psnr": Y_CHANNEL}
+        options = {"psnr": Y_CHANNEL if channel == "y" else {"test_y_channel": False}}
         for name in (m for m in SR_METRICS if m != "ssim"):
             try:
                 self.metrics[name] = create_metric(name, torch_home, device, niqe_params, **options.get(name, {}))
@@ -70,7 +74,8 @@ class SRMetrics:
         out = {}
         for name in SR_METRICS:
             if name == "ssim":
-                out[name] = ssim_y(self.crop(sr), self.crop(hr), self.ssim)
+                out[name] = ssim_y(self.crop(sr), self.crop(hr), self.ssim) if self.channel == "y" else \
+                    ssim_rgb(self.crop(sr), self.crop(hr))
             elif name not in self.metrics:
                 out[name] = NA
             elif name == "niqe":

@@ -5,7 +5,8 @@ L = 255, the mean over the window positions inside the image), in the two conven
   `test_y_channel=True`) computes it, the code base of ESRGAN, Real-ESRGAN and most PyTorch SR papers.
 - `matlab`: Y rounded to integers first, as MATLAB's rgb2ycbcr returns it for uint8 images (pyiqa's SSIM too).
 
-The two differ in the third decimal on natural images, the decimal SR tables report.
+The two differ in the third decimal on natural images, the decimal SR tables report. `ssim_rgb` is the mean over the
+R, G and B channels of uint8 values, as BasicSR's `calculate_ssim` with `test_y_channel=False` (GoPro's protocol).
 """
 from __future__ import annotations
 
@@ -28,7 +29,16 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, convention: str = "basicsr") -> float
     """SSIM of two H x W x 3 uint8 RGB images (already border-cropped) on Y, in `convention`."""
     if convention not in CONVENTIONS:
         raise ValueError(f"SSIM convention must be one of {CONVENTIONS}, got {convention!r}")
-    x, y = (y_channel(img, convention == "matlab") for img in (sr, hr))
+    return _ssim(*(y_channel(img, convention == "matlab") for img in (sr, hr)))
+
+
+def ssim_rgb(sr: np.ndarray, hr: np.ndarray) -> float:
+    """SSIM of two H x W x 3 uint8 RGB images (already border-cropped): the mean of the three channels' SSIM."""
+    return float(np.mean([_ssim(sr[..., c].astype(np.float64), hr[..., c].astype(np.float64)) for c in range(3)]))
+
+
+def _ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """SSIM of two H x W float64 planes on 0-255."""
     kernel = cv2.getGaussianKernel(WINDOW, SIGMA)
     window = kernel @ kernel.T
     h = WINDOW // 2

@@ -81,6 +81,23 @@ CHOICES: tuple[tuple[str | None, str, str], ...] = (
                                          "part), as pyiqa's own PIPAL config selects")),
     (None, "pipeline/data/datasets.py", ("training images smaller than the crop are padded (reflect-101, bottom and "
                                          "right) as Real-ESRGAN pads OST's, instead of being dropped")),
+    ("model.nafnet.width", "", ("Table 5's NAFNet is width 32: the paper's NAFNet on GoPro, 32.87 dB, is the "
+                                "published PSNR of NAFNet-GoPro-width32 (width64's is 33.71)")),
+    ("restore_psnr.deblur.init_from", "", "GoPro's fidelity model: the public NAFNet-GoPro-width32"),
+    ("restore_psnr.derain.lr", "", ("Rain100L has no public NAFNet: ours trains with NAFNet's PSNR loss, lr, length "
+                                    "and batch (GoPro width32: 200k iterations at 32), on our Adam and lr steps "
+                                    "instead of AdamW, cosine decay and gradient clipping at 0.01")),
+    ("restore_gan.deblur.iters", "", ("Table 5's + VD and + Ours runs: the paper gives no schedule; ours is the SR "
+                                      "GAN runs' lr 1e-4 with Eq. 7's weights, from the fidelity model")),
+    (None, "params.yaml runs.restore_gan", ("\"+ VD\" (a vanilla discriminator, unspecified) is the SR baseline's "
+                                             "VGG-style image discriminator with ESRGAN's relativistic GAN")),
+    (None, "pipeline/archs/nafnet.py", ("NAFNet's channel attention pools over the whole image at test time; "
+                                        "NAFNet's own GoPro numbers use NAFNetLocal (pooling over a local 384 px "
+                                        "window), so ours may differ slightly")),
+    (None, "data/registry.yaml (Rain100L)", ("Rain100L is PReNet's copy of the original 200 training / 100 test "
+                                             "pairs; which copy the paper used is not said")),
+    ("synthesize.restore_sets", "", ("quick profile: Table 5's sets are the bundled images under synthetic rain "
+                                     "streaks and motion blur (seeded), not Rain100L or GoPro")),
     ("seed", "", "one seed for data synthesis, initialisation and sampling"),
 )
 

@@ -30,6 +30,11 @@ class ReportFigure:
     uri: str | None = None  # data:image/png;base64,... or None when there is nothing to draw
     note: str = ""  # why the figure is missing or what stands in for what
 
+    @property
+    def name(self) -> str:
+        """Its name in the report's contents: the paper's figure number, else its title up to the colon."""
+        return self.id.replace("fig", "Fig. ") if self.id.startswith("fig") else self.title.split(":")[0]
+
 
 def png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
@@ -227,9 +232,21 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
     return ReportFigure("fig9", title, caption, png_uri(Path(png).read_bytes()))
 
 
+def restore_crops(png: Path) -> ReportFigure:
+    """Table 5's visual comparison: the eval_restore stage's PNG of restored crops, embedded."""
+    title = "Table 5 crops: restored images of deraining and deblurring"
+    if not Path(png).is_file():
+        return ReportFigure("table5-crops", title, "", None, f"{png} not found (run the eval_restore stage).")
+    caption = ("Per task, the first test image: its input, each run's output and the ground truth, cropped where "
+               "the fidelity model and + Ours differ most; each crop's PSNR (RGB, dB) against the ground truth.")
+    return ReportFigure("table5-crops", title, caption, png_uri(Path(png).read_bytes()))
+
+
 def build_figures(sr: Records | None, iqa: Records | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
-                  tsne_png: Path, runs: dict) -> list[ReportFigure]:
-    """Figs. 1, 2, 8, 9; `runs` is params.yaml's run table (our runs' labels and Fig. 8's points)."""
+                  tsne_png: Path, runs: dict, restore_png: Path | None = None) -> list[ReportFigure]:
+    """Figs. 1, 2, 8, 9 and Table 5's crops; `runs` is params.yaml's run table (our runs' labels and Fig. 8's
+    points)."""
     labels = our_labels(runs)
     return [perception_distortion(sr, paper["table1"], labels), relative_plcc(iqa, paper["table3"]),
-            ablation(sr, ablation_models(runs), labels), tsne(tsne_png, tsne_meta)]
+            ablation(sr, ablation_models(runs), labels), tsne(tsne_png, tsne_meta),
+            restore_crops(restore_png or Path("reports/figures/restore_crops.png"))]

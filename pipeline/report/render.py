@@ -37,6 +37,9 @@ PROTOCOL_NOTES = (
     "eval_sr: pyiqa NIQE on Y with BasicSR's pristine model (data/weights/eval/niqe_pris_params.mat), same crop; "
     "lower is better",
     "eval_sr: bicubic is MATLAB-compatible bicubic x4 upscaling of the LR image (pyiqa.matlab_utils.imresize)",
+    "eval_restore: Table 5 at scale 1 on whole images without a border crop: PSNR and SSIM on Y for deraining "
+    "(Rain100L, as the deraining papers report it) and on RGB for deblurring (GoPro, as DeepDeblur and NAFNet), "
+    "SSIM in eval_sr's convention; LPIPS and DISTS on RGB",
     "eval_iqa: plain scipy pearsonr / spearmanr / kendalltau (tau-b), no logistic fit",
     "eval_iqa: niqe and ilniqe: lower is better, so their scores are negated before correlating and a positive "
     "coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
@@ -122,13 +125,17 @@ def _count_rows(path: Path) -> int | None:
         return sum(1 for _ in csv.DictReader(f))
 
 
-def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsne: dict | None) -> list[dict]:
+def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsne: dict | None,
+                 restore: Records | None = None) -> list[dict]:
     """[{name, use, images}] of every set the records cover; `images` from their per-image CSVs."""
     rows = []
     for table in TABLE_OF_SET:
         for name, by_model in (sr.values(table) if sr else {}).items():
             count = next((n for m in by_model if (n := _count_rows(metrics_dir / "sr" / m / f"{name}.csv"))), None)
             rows.append({"name": name, "use": TABLE_OF_SET[table], "images": count})
+    for name, by_model in (restore.values("table5") if restore else {}).items():
+        count = next((n for m in by_model if (n := _count_rows(metrics_dir / "restore" / m / f"{name}.csv"))), None)
+        rows.append({"name": name, "use": "Table 5, restoration", "images": count})
     for name, methods in (iqa.values("table3") if iqa else {}).items():
         count = next((n for m in methods if (n := _count_rows(metrics_dir / "iqa" / m / f"{name}.csv"))), None)
         subsets = ", ".join(s for d, s in iqa.subsets("table4") if d == name)
@@ -143,18 +150,19 @@ def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsn
 def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_dir: Path, models_dir: Path,
                   repo: Path, now: datetime.datetime | None = None) -> dict:
     metrics_dir = Path(metrics_dir)
-    sr, iqa, tsne = (load_json(metrics_dir / f"{n}.json") for n in ("sr", "iqa", "tsne"))
-    metrics = {"eval_sr": sr, "eval_iqa": iqa, "tsne": tsne}
+    sr, iqa, restore, tsne = (load_json(metrics_dir / f"{n}.json") for n in ("sr", "iqa", "restore", "tsne"))
+    metrics = {"eval_sr": sr, "eval_iqa": iqa, "eval_restore": restore, "tsne": tsne}
     paper = read_paper(paper_dir)
     profile = params.get("profile", "unknown")
-    sr_records, iqa_records = (read_records(metrics_dir / f"{n}.csv", (d or {}).get("profile", "?"))
-                               for n, d in (("sr", sr), ("iqa", iqa)))
+    sr_records, iqa_records, restore_records = (read_records(metrics_dir / f"{n}.csv", (d or {}).get("profile", "?"))
+                                                for n, d in (("sr", sr), ("iqa", iqa), ("restore", restore)))
     weights = weights_rows(models_dir, metrics)
     downloads = download_rows(metrics_dir / "downloads")
     stale = [f"{stage} ran with profile {data['profile']!r}" for stage, data in metrics.items()
              if data and data.get("profile") not in (None, profile)]
     missing = [f"reports/metrics/{n}" for n, d in (("sr.csv", sr_records), ("iqa.csv", iqa_records),
-                                                     ("tsne.json", tsne)) if d is None]
+                                                     ("restore.csv", restore_records), ("tsne.json", tsne))
+               if d is None]
     return {
         "profile": profile,
         "revision": git_revision(repo),
@@ -163,14 +171,14 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "random_weights": [w["network"] for w in weights if w["random"]],
         "random_files": [f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
         "downloads": downloads,
-        "datasets": dataset_rows(metrics_dir, sr_records, iqa_records, tsne),
+        "datasets": dataset_rows(metrics_dir, sr_records, iqa_records, tsne, restore_records),
         "stale": stale,
         "missing": missing,
         "notes": [*PROTOCOL_NOTES, SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),
                                                   "eval_sr: SSIM's convention is not in the params")],
-        "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {})),
+        "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {}), restore_records),
         "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir) / "tsne.png",
-                                 params.get("runs", {})),
+                                 params.get("runs", {}), Path(figures_dir) / "restore_crops.png"),
         "choices": choices_table(params, profile),
         "params": flatten(params),
     }

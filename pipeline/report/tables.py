@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.data.iqa_sets import PIPAL_MAPPING_CAVEAT
 from pipeline.run_table import labels as run_labels
-from pipeline.run_table import paper_columns
+from pipeline.run_table import TASKS, evaluated_runs, paper_columns
 
 HIGHER_BETTER = frozenset({"psnr", "ssim", "plcc", "srcc", "krcc"})
 LOWER_BETTER = frozenset({"lpips", "dists", "niqe"})
@@ -49,8 +49,7 @@ NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not t
                      "checkpoint by listing it under <profile>.eval_sr.external, named after this column with "
                      "'-public')")
 NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
-TABLE5_REASON = ("not computed: this pipeline trains and evaluates x4 SR and IQA only; NAFNet deraining "
-                 "(Rain100L) and deblurring (GoPro) are outside its scope")
+NOT_TRAINED_RESTORE = "not trained: no run of the run table (runs.restore_*) fills this row for this task"
 
 
 @dataclass
@@ -310,22 +309,43 @@ def ablation_table(paper_rows: list[dict], iqa: Records | None, missing: str) ->
     return table
 
 
-def restoration_table(paper_rows: list[dict]) -> Table:
-    """Table 5: the paper's values only; every cell of ours is n/a (the pipeline has no deraining/deblurring)."""
+def restoration_table(paper_rows: list[dict], restore: Records | None, missing: str, runs: dict) -> Table:
+    """Table 5: one row per method (the runs' `table5` column), columns (dataset x metric); a task's dataset column
+    holds our run of that task on the first set it was evaluated on (the quick profile's stand-in, if any)."""
     methods = _unique(r["method"] for r in paper_rows)
     datasets = _unique(r["dataset"] for r in paper_rows)
-    metrics = _unique(r["metric"].lower() for r in paper_rows)
+    paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
     paper = {(r["method"], r["dataset"], r["metric"].lower()): r["value"] for r in paper_rows}
-    rows = [Row((m,), [Cell(k, paper=paper.get((m, d, k)), reason=TABLE5_REASON) for d in datasets for k in metrics])
-            for m in methods]
-    columns = [Header(METRIC_NAMES[k]) for _ in datasets for k in metrics]
-    groups = [(d, len(metrics)) for d in datasets]
+    metrics = paper_metrics + [k for k in (restore.metrics("table5") if restore else []) if k in METRIC_NAMES
+                               and k not in paper_metrics]
+    entries, ours = dict(evaluated_runs(runs)), {}  # (paper dataset, paper method) -> (our set, our run)
+    for set_name, by_run in (restore.values("table5") if restore else {}).items():
+        for run in by_run:
+            entry = entries.get(run)
+            if entry and entry.get("task") in TASKS:
+                ours.setdefault((TASKS[entry["task"]].paper_set, entry["columns"]["table5"]), (set_name, run))
+    rows = []
+    for method in methods:
+        cells = []
+        for dataset in datasets:
+            set_name, run = ours.get((dataset, method), (dataset, None))
+            for metric in metrics:
+                cell = Cell(metric, paper=paper.get((method, dataset, metric)))
+                cells.append(_fill(cell, restore, missing, NOT_TRAINED_RESTORE, run, set_name,
+                                   [(s, "") for s, _ in ours.values()]))
+        rows.append(Row((method,), cells))
+    columns = [Header(METRIC_NAMES[k], ours_only=k not in paper_metrics) for _ in datasets for k in metrics]
+    stand_in = {d: s for (d, _), (s, _) in ours.items() if s != d}
+    groups = [(f"{d} (ours: {stand_in[d]})" if d in stand_in else d, len(metrics)) for d in datasets]
     return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column", groups).finish()
 
 
 def build_tables(paper: dict[str, list[dict]], sr: Records | None, iqa: Records | None, runs: dict,
+                 restore: Records | None = None,
                  sr_missing: str = "reports/metrics/sr.csv not found (run the eval_sr stage)",
-                 iqa_missing: str = "reports/metrics/iqa.csv not found (run the eval_iqa stage)") -> list[Table]:
+                 iqa_missing: str = "reports/metrics/iqa.csv not found (run the eval_iqa stage)",
+                 restore_missing: str = "reports/metrics/restore.csv not found (run the eval_restore stage)"
+                 ) -> list[Table]:
     """All five tables of the paper, in order."""
     table3, table4 = iqa_table(paper["table3"], iqa, iqa_missing), ablation_table(paper["table4"], iqa, iqa_missing)
     contradiction = clipiqa_contradiction(paper)
@@ -334,7 +354,7 @@ def build_tables(paper: dict[str, list[dict]], sr: Records | None, iqa: Records 
         table4.notes.append(contradiction)
     return [sr_table("table1", paper["table1"], sr, sr_missing, runs),
             sr_table("table2", paper["table2"], sr, sr_missing, runs), table3, table4,
-            restoration_table(paper["table5"])]
+            restoration_table(paper["table5"], restore, restore_missing, runs)]
 
 
 def clipiqa_contradiction(paper: dict[str, list[dict]]) -> str | None:
