@@ -67,7 +67,7 @@ SR_COLUMNS = ("image", *SR_METRICS)
 IQA_COLUMNS = ("image", "score", "mos")
 # SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
-IQA_LOWER_BETTER = ("niqe", "ilniqe")
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe")
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")
@@ -273,6 +273,21 @@ def evaluate_restore(cfg: dict, runs: dict[str, list[str]], profile: str, *, set
     return summary
 
 
+def sr_figure(sets: list[str], models: list[str], compare: list[str], out: Path, size: int, *,
+              sets_dirs: tuple[Path, ...] = SR_SET_ROOTS, results_dir: Path = RESULTS) -> None:
+    """Figs. 6-7: per test set, its first image as each model super-resolved it (bicubic first) and the HR image,
+    cropped where the two models `compare` (a baseline and ours) differ most; without one of them, the first and
+    last model."""
+    pair = tuple(compare) if set(compare) <= set(models) else (models[0], models[-1])
+    rows = []
+    for set_name in sets:
+        set_dir = find_set(set_name, sets_dirs)
+        hr_path = list_images(set_dir / "HR")[0]
+        images = {m: read_image(results_dir / m / set_name / f"{hr_path.stem}.png") for m in models}
+        rows.append((f"{set_name}/{hr_path.name}", {**images, "HR": read_image(hr_path)}, pair))
+    crop_panel(rows, "HR", size, out)
+
+
 def restore_figure(cfg: dict, runs: dict[str, list[str]], run_table: dict, out: Path, size: int = 96, *,
                    sets_dir: Path = RESTORE_SETS, results_dir: Path = RESTORE_RESULTS) -> None:
     """Table 5's visual comparison: per task, the first image of its first test set, as input, each run's output
@@ -320,7 +335,8 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
             summary["na"][method] = f"SFD-IQA checkpoint not found: {path} (the train_real stage writes it)"
     for name in cfg["pyiqa_methods"]:
         if name not in PYIQA_METHODS:
-            raise ValueError(f"eval_iqa: pyiqa method {name!r} is not one of Table 3's in pyiqa: {PYIQA_METHODS}")
+            raise ValueError(f"eval_iqa: pyiqa method {name!r} is not one of the opinion-unaware methods in pyiqa it "
+                             f"runs: {PYIQA_METHODS}")
         try:
             metric = create_metric(name, torch_home, device, niqe_params)
         except MetricUnavailable as e:

@@ -16,7 +16,9 @@ from pipeline.metrics.ssim import CONVENTIONS as SSIM_CONVENTIONS
 from pipeline.params import PROFILES, SCALE, ParamError
 from pipeline.run_table import SR_BACKBONES, TASKS
 
-PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa")  # the methods of Table 3 that pyiqa implements (eval_iqa runs them)
+# The opinion-unaware methods eval_iqa runs through pyiqa: Table 3's (niqe, ilniqe, clipiqa), then ones the paper
+# does not compare with (piqe, 2015; qualiclip, 2024, its MOS-free version; maclip, 2025), the report's last rows.
+PYIQA_METHODS = ("niqe", "ilniqe", "clipiqa", "piqe", "qualiclip", "maclip")
 # What CLIP's attention pool adds as position embedding (pipeline/archs/clip_encoder.py): `none`, as CLIP-IQA
 # (pyiqa clipiqa_arch, pos_embedding=False by default, at every size), or `interpolate`, CLIP's 7x7 table resized.
 CLIP_POSITIONS = ("none", "interpolate")
@@ -119,7 +121,9 @@ SCHEMA: dict[str, Rule] = {
     "{p}.eval_sr.table1.sets": list_of(TEXT), "{p}.eval_sr.table2.sets": list_of(TEXT),
     "{p}.eval_sr.external": Rule("a list", lambda v: isinstance(v, list)),
     "{p}.eval_sr.tile": integer(0), "{p}.eval_sr.tile_overlap": integer(0),
-    "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS), "{p}.eval_restore.{t}.sets": list_of(TEXT),
+    "{p}.eval_sr.ssim": one_of(*SSIM_CONVENTIONS),
+    "{p}.eval_sr.crops.table1": list_of(TEXT, 2), "{p}.eval_sr.crops.table2": list_of(TEXT, 2),
+    "{p}.eval_sr.crops.size": integer(16), "{p}.eval_restore.{t}.sets": list_of(TEXT),
     "{p}.eval_restore.tile": integer(0), "{p}.eval_restore.tile_overlap": integer(0),
     "{p}.eval_restore.ssim": one_of(*SSIM_CONVENTIONS),
     "{p}.eval_iqa.sets": list_of(TEXT), "{p}.eval_iqa.sfd_iqa": TEXT,

@@ -234,6 +234,8 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
     _write(root / "clip_rn50_openai_jit" / "RN50.pt", buf.getvalue())
+    # pyiqa's QualiCLIP.pth: the prompts' text features beside CLIP keys (qualiclip_arch reads prompts_features)
+    _write(root / "qualiclip" / "QualiCLIP.pth", _torch_bytes({"prompts_features": torch.rand(14, 1024)}))
     # Generators in BasicSR layout: {'params_ema': ...} for RealESRGAN_x4plus and RealESRNet_x4plus, {'params': ...}
     # for the official ESRGAN (BasicSR's inference_esrgan.py reads ['params']), BasicSR's PSNR model and SwinIR-M x4
     rrdb = lambda: RRDBNet(**model_cfg["rrdbnet"]).state_dict()  # noqa: E731

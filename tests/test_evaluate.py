@@ -23,6 +23,7 @@ from pipeline.evaluate import (
     evaluate_restore,
     evaluate_sr,
     restore_figure,
+    sr_figure,
     sr_models,
 )
 from pipeline.fileio import read_image, write_image, write_json
@@ -205,7 +206,7 @@ def iqa_run(tmp_path_factory):
     save_sfd_iqa(root / "sfd_iqa.safetensors", encoder, FeatD(encoder.mid_channels, (16, 16, 8, 8)),
                  LearnablePromptPairs(encoder, n_ctx=4), prompt_logit_scale=1.0)  # 100 saturates random CLIP
     cfg = {"sets": ["dist"], "sfd_iqa": str(root / "sfd_iqa.safetensors"), "max_pixels": 1048576, "tile": 512,
-           "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa"],
+           "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa", "piqe", "qualiclip", "maclip"],
            "clip_position": "interpolate"}  # not the default: the scores below show the param reaches the model
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
@@ -217,7 +218,7 @@ def iqa_run(tmp_path_factory):
 def test_iqa_csvs_hold_the_scores(iqa_run):
     root, cfg, _, _ = iqa_run
     written = {p.parent.name for p in (root / "metrics" / "iqa").glob("*/dist.csv")}
-    assert written == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe"}
+    assert written == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "piqe"}
     model = load_sfd_iqa(cfg["sfd_iqa"], clip_position="interpolate", alpha1=0.3, alpha2=0.7)
     for variant, method in SFD_IQA_METHODS.items():
         header, rows = read_csv(root / "metrics" / "iqa" / method / "dist.csv")
@@ -227,6 +228,11 @@ def test_iqa_csvs_hold_the_scores(iqa_run):
             assert float(row["score"]) == pytest.approx(model(x, variant).item(), abs=2e-6)
     _, niqe_rows = read_csv(root / "metrics" / "iqa" / "niqe" / "dist.csv")
     assert all(float(r["score"]) > 0 for r in niqe_rows)  # raw NIQE, not negated
+    _, piqe_rows = read_csv(root / "metrics" / "iqa" / "piqe" / "dist.csv")  # needs no weights: computed offline
+    piqe = pyiqa.create_metric("piqe", device="cpu")
+    for row in piqe_rows[:2]:
+        x = to_tensor(read_image(root / "iqa" / "dist" / "images" / row["image"]))
+        assert float(row["score"]) == pytest.approx(piqe(x).item(), abs=1e-4)
 
 
 def test_iqa_records_json_and_correlations(iqa_run):
@@ -235,7 +241,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert tuple(columns) == RECORD_COLUMNS
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
-                                      "clipiqa"}
+                                      "clipiqa", "piqe", "qualiclip", "maclip"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -251,11 +257,14 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert results["niqe"]["srcc"] == pytest.approx(negated["srcc"], abs=1e-6)
     assert results["ilniqe"] == NA and results["clipiqa"] == NA
     assert "ilniqe" not in data["results"]["dist"] and table3[("ilniqe", "plcc")]["value"] == ""
+    assert results["qualiclip"] == NA and "hub/pyiqa/QualiCLIP.pth" in table3[("qualiclip", "plcc")]["reason"]
+    assert table3[("maclip", "plcc")]["reason"].startswith("not computed on cpu: pyiqa's MA-CLIP builds its CLIP on "
+                                                           "CUDA only")
     assert table3[("ilniqe", "srcc")]["reason"] == (
         f"weights not available: {root / 'torch' / 'hub/pyiqa/ILNIQE_templateModel.mat'}"
         f" (run the paper profile's download stage online)")
     assert "hub/clip/RN50.pt" in table3[("clipiqa", "krcc")]["reason"]
-    assert set(data["weights"]) == {*SFD_IQA_METHODS.values(), "niqe"}
+    assert set(data["weights"]) == {*SFD_IQA_METHODS.values(), "niqe", "piqe"}
     assert "clip_tiny" in data["weights"]["sfd_iqa"] and "random" in data["weights"]["sfd_iqa"]
     assert "position embedding interpolate" in data["weights"]["sfd_iqa"]
 
@@ -335,3 +344,22 @@ def test_restoration_runs_are_scored_on_their_tasks_channel_without_a_crop(tmp_p
              "restore_gan": {"derain_sfd": entry("derain", "+ Ours")}}
     restore_figure(cfg, runs, table, tmp_path / "crops.png", 32, **kwargs)
     assert read_image(tmp_path / "crops.png").shape[0] > 100
+
+
+def test_sr_crops_show_every_model_where_the_compared_two_differ_most(sr_run, tmp_path):
+    """Figs. 6-7: one row per set, a column per model and HR; the window is where the two compared outputs differ
+    most, and without one of them the first and last model are compared."""
+    from pipeline.crops import most_different_window
+    root, _, _ = sr_run
+    kwargs = {"sets_dirs": (root / "sets",), "results_dir": root / "results"}
+    sr_figure(["cls"], ["bicubic", "psnr", "ESRGAN-public"], ["psnr", "ESRGAN-public"], tmp_path / "fig6.png", 32,
+              **kwargs)
+    assert read_image(tmp_path / "fig6.png").shape[1] > 4 * 100  # four panels side by side
+    a, b = (read_image(root / "results" / m / "cls" / "a.png") for m in ("psnr", "ESRGAN-public"))
+    y, x = most_different_window(a, b, 32)
+    diff = np.abs(a.astype(float) - b.astype(float)).mean(axis=2)
+    assert diff[y:y + 32, x:x + 32].mean() == pytest.approx(max(diff[i:i + 32, j:j + 32].mean()
+                                                                for i in range(0, 128 - 31, 16)
+                                                                for j in range(0, 112 - 31, 16)))
+    sr_figure(["cls"], ["bicubic", "psnr"], ["esrgan", "sfd"], tmp_path / "fallback.png", 32, **kwargs)
+    assert (tmp_path / "fallback.png").is_file()

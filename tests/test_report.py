@@ -97,7 +97,8 @@ def write_fixture(root: Path, images=QUICK_IMAGES) -> dict:
     figures = root / "reports" / "figures"
     figures.mkdir(parents=True)
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "tsne.png")
-    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / "restore_crops.png")
+    for name in ("restore_crops", "sr_crops_table1", "sr_crops_table2"):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(figures / f"{name}.png")
     (root / "models" / "sfd").mkdir(parents=True)
     (root / "models" / "sfd" / "weights.json").write_text(json.dumps({"clip": "random (seed 0)", "vgg19": "none",
                                                                       "variant": "sfd"}))
@@ -172,10 +173,10 @@ def test_every_table_and_figure_of_the_paper_appears(page):
     for i in range(1, 6):
         assert f"table{i}" in parser.ids and f"table{i}-table" in parser.ids
         assert f"Table {i}." in parser.ids[f"table{i}-table"]
-    for i in (1, 2, 8, 9):
+    for i in (1, 2, 6, 7, 8, 9):
         assert f"Fig. {i}." in parser.ids[f"fig{i}"]
     images = [a["src"] for tag, a in parser.attrs if tag == "img"]
-    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)  # + Table 5 crops
+    assert len(images) == 7 and all(src.startswith("data:image/png;base64,") for src in images)  # + Table 5 crops
 
 
 def test_no_src_or_href_leaves_the_file(page):

@@ -7,7 +7,8 @@ they are checked first, and a missing one becomes the n/a reason. pyiqa's own fi
 
 pyiqa and torchvision read `.pth` files with `torch.load(weights_only=False)`; each one is first opened here with
 weights_only=True (pipeline.checkpoint), so a file holding pickled code is refused before they touch it. OpenAI's
-RN50.pt (CLIP-IQA) is a TorchScript archive that pyiqa checks against the sha256 in its download URL.
+RN50.pt (CLIP-IQA, QualiCLIP, MA-CLIP) is a TorchScript archive that pyiqa checks against the sha256 in its
+download URL.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import pyiqa
+import torch
 from pyiqa.archs import clip_model
 
 from pipeline.checkpoint import load_state_dict
@@ -31,7 +33,11 @@ WEIGHT_FILES = {
     "dists": ("hub/pyiqa/DISTS_weights-f5e65c96.pth", "hub/checkpoints/vgg16-397923af.pth"),
     "ilniqe": ("hub/pyiqa/ILNIQE_templateModel.mat",),
     "clipiqa": ("hub/clip/RN50.pt",),
+    "qualiclip": ("hub/pyiqa/QualiCLIP.pth", "hub/clip/RN50.pt"),  # its CLIP weights and prompt features, on RN50
+    "maclip": ("hub/clip/RN50.pt",),
 }
+OPENAI_RN50 = "hub/clip/RN50.pt"
+CUDA_ONLY = {"maclip": "pyiqa's MA-CLIP builds its CLIP on CUDA only (maclip_arch CustomCLIP, device='cuda')"}
 TAKES_MODEL_PATH = ("niqe", "lpips", "dists", "ilniqe")
 Y_CHANNEL = {"test_y_channel": True, "color_space": "ycbcr"}  # BT.601 Y as MATLAB's rgb2ycbcr; pyiqa's default is yiq
 
@@ -72,6 +78,8 @@ def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params:
     `niqe` needs `niqe_params` (the .mat of pipeline.metrics.niqe_params) and scores the BT.601 Y channel;
     `options` go to pyiqa (e.g. crop_border).
     """
+    if name in CUDA_ONLY and torch.device(device).type != "cuda":
+        raise MetricUnavailable(f"not computed on {torch.device(device).type}: {CUDA_ONLY[name]}")
     files = weight_files(name, home, niqe_params)
     if name == "niqe" and not files:
         raise ValueError("niqe needs niqe_params, the pristine model's .mat")
@@ -82,12 +90,13 @@ def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params:
     for path in files:
         if path.suffix == ".pth":
             load_state_dict(path)  # raises CheckpointError for pickled code
-    if name == "clipiqa":
+    rn50 = [f for f in files if f == Path(home) / OPENAI_RN50]
+    if rn50:
         # pyiqa re-downloads an RN50.pt whose sha256 is not the one in its URL (pyiqa/archs/clip_model.py), which
         # offline fails deep inside: check it here and say why instead.
         expected = PurePosixPath(urlparse(clip_model._MODELS["RN50"]).path).parts[-2]
-        if file_digests(files[0], ["sha256"])["sha256"] != expected:
-            raise MetricUnavailable(f"weights not usable: {files[0]} is not OpenAI's RN50.pt (its sha256 is not "
+        if file_digests(rn50[0], ["sha256"])["sha256"] != expected:
+            raise MetricUnavailable(f"weights not usable: {rn50[0]} is not OpenAI's RN50.pt (its sha256 is not "
                                     f"{expected}, which pyiqa checks)")
     if name == "niqe":
         options = {**Y_CHANNEL, **options}

@@ -232,6 +232,21 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
     return ReportFigure("fig9", title, caption, png_uri(Path(png).read_bytes()))
 
 
+SR_CROPS = {"fig6": ("table1", "Fig. 6. Visual comparison of GAN-based x4 SR (classical)"),
+            "fig7": ("table2", "Fig. 7. Visual comparison of GAN-based real-world x4 SR")}
+
+
+def sr_crops(figure: str, png: Path) -> ReportFigure:
+    """Figs. 6-7: the eval_sr stage's PNG of one table's zoomed crops, embedded."""
+    table, title = SR_CROPS[figure]
+    if not Path(png).is_file():
+        return ReportFigure(figure, title, "", None, f"{png} not found (run the eval_sr stage).")
+    caption = (f"Per test set of {table.replace('table', 'Table ')}, its first image as each model super-resolved "
+               "it (bicubic first; columns named by run) and HR, cropped where the baseline and ours named in "
+               "<profile>.eval_sr.crops differ most; each crop's PSNR (RGB, dB) against HR.")
+    return ReportFigure(figure, title, caption, png_uri(Path(png).read_bytes()))
+
+
 def restore_crops(png: Path) -> ReportFigure:
     """Table 5's visual comparison: the eval_restore stage's PNG of restored crops, embedded."""
     title = "Table 5 crops: restored images of deraining and deblurring"
@@ -243,10 +258,11 @@ def restore_crops(png: Path) -> ReportFigure:
 
 
 def build_figures(sr: Records | None, iqa: Records | None, tsne_meta: dict | None, paper: dict[str, list[dict]],
-                  tsne_png: Path, runs: dict, restore_png: Path | None = None) -> list[ReportFigure]:
-    """Figs. 1, 2, 8, 9 and Table 5's crops; `runs` is params.yaml's run table (our runs' labels and Fig. 8's
-    points)."""
-    labels = our_labels(runs)
+                  figures_dir: Path, runs: dict) -> list[ReportFigure]:
+    """Figs. 1, 2, 6, 7, 8, 9 and Table 5's crops from the records and the PNGs in `figures_dir`; `runs` is
+    params.yaml's run table (our runs' labels and Fig. 8's points)."""
+    labels, figures_dir = our_labels(runs), Path(figures_dir)
     return [perception_distortion(sr, paper["table1"], labels), relative_plcc(iqa, paper["table3"]),
-            ablation(sr, ablation_models(runs), labels), tsne(tsne_png, tsne_meta),
-            restore_crops(restore_png or Path("reports/figures/restore_crops.png"))]
+            *(sr_crops(f, figures_dir / f"sr_crops_{table}.png") for f, (table, _) in SR_CROPS.items()),
+            ablation(sr, ablation_models(runs), labels), tsne(figures_dir / "tsne.png", tsne_meta),
+            restore_crops(figures_dir / "restore_crops.png")]

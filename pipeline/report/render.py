@@ -177,8 +177,7 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "notes": [*PROTOCOL_NOTES, SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),
                                                   "eval_sr: SSIM's convention is not in the params")],
         "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {}), restore_records),
-        "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir) / "tsne.png",
-                                 params.get("runs", {}), Path(figures_dir) / "restore_crops.png"),
+        "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir), params.get("runs", {})),
         "choices": choices_table(params, profile),
         "params": flatten(params),
     }

@@ -40,7 +40,9 @@ CAPTIONS = {
 IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-NIQE", "clipiqa": "CLIPQA"}
 # Labels of what is ours besides the trained runs (whose labels are in the run table).
 OTHER_LABELS = {"bicubic": "Bicubic", "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
-                "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)"}
+                "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)",
+                "piqe": "PIQE (2015, not in the paper)", "qualiclip": "QualiCLIP (2024, not in the paper)",
+                "maclip": "MA-CLIP (2025, after the paper)"}
 # Table 4: the SFD-IQA variant each method is -> the paper's column.
 TABLE4_COLUMNS = {"sfd_iqa_baseline": "Baseline", "sfd_iqa_featd": "w/ Feat-D", "sfd_iqa_tgd": "w/ TG-D",
                   "sfd_iqa": "SFD-IQA"}
