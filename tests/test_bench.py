@@ -20,7 +20,8 @@ def test_paper_config_is_the_paper_scale_with_random_weights():
     config = bench_steps.load_config(PARAMS, small=False, batch=None, compile_=True)
     model = config["model"]
     assert model["rrdbnet"] == {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
-    assert model["clip"] == {"arch": "RN50-quickgelu", "weights": "none"} and model["vgg19"] == {"weights": "none"}
+    assert model["clip"] == {"arch": "RN50-quickgelu", "weights": "none", "position": "none"}
+    assert model["vgg19"] == {"weights": "none"}
     for section in ("train_gan", "train_real"):
         assert (config[section]["batch"], config[section]["patch"]) == (16, 256)
         assert config[section].get("compile", True)
