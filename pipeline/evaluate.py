@@ -200,8 +200,11 @@ def evaluate_sr(cfg: dict, tables: dict[str, list[str]], profile: str, *, sets_d
     summary = {"profile": profile, "results": {s: {} for s in table_of}, "na": dict(metrics.na), "weights": {},
                "table": table_of}
     upscalers = [load_upscaler(m, scale, cfg["tile"], cfg["tile_overlap"], device) for m in models]  # every
+    # a name with other weights in each table (LDL's two public models) is reported per table
+    described = {(m.name, weights) for m, (_, weights) in zip(models, upscalers)}
+    per_table = {name for name, _ in described if sum(n == name for n, _ in described) > 1}
     for model, (upscale, weights) in zip(models, upscalers):  # checkpoint is checked before the work starts
-        summary["weights"][model.name] = weights
+        summary["weights"][f"{model.name} ({model.table})" if model.name in per_table else model.name] = weights
         for set_name in cfg[model.table]["sets"]:
             rows = score_set(model.name, upscale, find_set(set_name, sets_dirs), scale, metrics,
                              results_dir / model.name / set_name, metrics_dir / "sr" / model.name / f"{set_name}.csv")

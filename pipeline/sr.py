@@ -4,7 +4,8 @@
                           [--device cpu|cuda]
 
 The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR or ESRGAN key names, with or without
-a `params`/`params_ema` wrapper; classical-SR SwinIR x2/x4/x8 in its public layout; NAFNet deraining/deblurring, x1,
+a `params`/`params_ema` wrapper; SwinIR in its public layout, classical x2/x4/x8 or real-world x4 with the
+nearest+conv upsampler; NAFNet deraining/deblurring, x1,
 in megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
 (inputs that share a stem are refused). `--tile N` runs the network on N x N input tiles, each with M extra pixels
 of context on every side that are cut away again: memory stays bounded, and the result equals the whole-image one

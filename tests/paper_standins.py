@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from pipeline.archs.nafnet import NAFNet
-from pipeline.archs.rrdbnet import RRDBNet
+from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import save_state_dict
 
@@ -245,7 +245,16 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     _write(root / "realesrnet_x4plus" / "RealESRNet_x4plus.pth", _torch_bytes({"params_ema": rrdb()}))
     _write(root / "swinir_m_x4" / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth",
            _torch_bytes({"params": SwinIR(**model_cfg["swinir"]).state_dict()}))
-    # NAFNet-GoPro-width32 ({'params': ...}, basicsr/models/base_model.py save_network), by hand (Google Drive)
+    # KAIR's BSRGAN.pth: a bare state dict with ESRGAN's key names (cszn/BSRGAN main_test_bsrgan.py loads it as is)
+    _write(root / "bsrgan_x4" / "BSRGAN.pth", _torch_bytes(basicsr_to_esrgan(rrdb())))
+    # RealSwinIR-M x4 (SwinIR-M with the nearest+conv upsampler) under 'params_ema', main_test_swinir.py's real_sr key
+    _write(root / "realswinir_m_x4" / "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth",
+           _torch_bytes({"params_ema": SwinIR(**model_cfg["swinir"], upsampler="nearest+conv").state_dict()}))
+    # By hand (Google Drive): NAFNet-GoPro-width32 ({'params': ...}, basicsr/models/base_model.py save_network); LDL's
+    # and DualFormer's RRDBNets as their BasicSR trainers save them with EMA on ({'params': ..., 'params_ema': ...}:
+    # basicsr/models/srgan_model.py save, inherited by LDL's models, and DualFormer's srgan_spec_model.py save)
     return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),
-            "nafnet_gopro_width32": _torch_bytes({"params": NAFNet(**model_cfg["nafnet"]).state_dict()})}
+            "nafnet_gopro_width32": _torch_bytes({"params": NAFNet(**model_cfg["nafnet"]).state_dict()}),
+            **{name: _torch_bytes({"params": rrdb(), "params_ema": rrdb()})
+               for name in ("ldl_rrdb_df2k_x4", "ldl_realesrgan_x4", "dualformer_esrgan_x4")}}
 

@@ -207,7 +207,8 @@ def test_rrdbnet_x2_x1_checkpoints_are_refused_by_name(scale):
 
 def with_upsampler(state: dict, convs: dict[str, int]) -> dict:
     """`state` with its upsampler swapped for the convs in `convs` (module name -> output channels; zeros): the
-    module names of SwinIR's other upsampler options, and x3's one conv for PixelShuffle(3)."""
+    module names of SwinIR's other upsampler options, and x3's one conv for PixelShuffle(3). (The real-world
+    nearest+conv upsampler loads: tests/test_swinir_real.py.)"""
     body = {k: v for k, v in state.items() if not k.startswith(("conv_before_upsample.", "upsample.", "conv_last."))}
     return body | {f"{name}.weight": torch.zeros(out_ch, 8, 3, 3) for name, out_ch in convs.items()}
 
@@ -215,8 +216,6 @@ def with_upsampler(state: dict, convs: dict[str, int]) -> dict:
 @pytest.mark.parametrize("convs, message", [  # num_feat is 8
     ({"conv_before_upsample.0": 8, "upsample.0": 9 * 8, "conv_last": 3},
      r"SwinIR x3 \(pixel shuffle by 3\) is not supported, only scales that are powers of 2"),
-    ({"conv_before_upsample.0": 8, "conv_up1": 8, "conv_up2": 8, "conv_hr": 8, "conv_last": 3},
-     r"SwinIR with upsampler 'nearest\+conv' \(real-world SR\) is not supported"),
     ({"upsample.0": 4 * 4 * 3}, r"SwinIR with upsampler 'pixelshuffledirect' \(lightweight SR\) is not supported"),
     ({"conv_last": 3}, r"SwinIR with upsampler 'none' \(x1: denoising, JPEG artefact removal\) is not supported"),
 ])

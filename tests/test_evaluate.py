@@ -363,3 +363,17 @@ def test_sr_crops_show_every_model_where_the_compared_two_differ_most(sr_run, tm
                                                                 for j in range(0, 112 - 31, 16)))
     sr_figure(["cls"], ["bicubic", "psnr"], ["esrgan", "sfd"], tmp_path / "fallback.png", 32, **kwargs)
     assert (tmp_path / "fallback.png").is_file()
+
+
+def test_a_public_model_in_both_tables_keeps_each_tables_weights(sr_run, tmp_path):
+    """LDL publishes one model per table under one name: each table's weights are reported, not the last one's."""
+    root, cfg, _ = sr_run
+    torch.save({"params": tiny_generator(4).state_dict()}, tmp_path / "ldl_real.pth")
+    both = {**cfg, "external": [{"name": "LDL-public", "weights": str(root / "public.pth"), "table": "table1"},
+                                {"name": "LDL-public", "weights": str(tmp_path / "ldl_real.pth"), "table": "table2"}]}
+    summary = evaluate_sr(both, TABLES, "quick", sets_dirs=(root / "sets",), models_dir=root / "models",
+                          results_dir=tmp_path / "results", metrics_dir=tmp_path / "metrics",
+                          torch_home=root / "torch", niqe_params=write_niqe_mat(tmp_path / "niqe.mat"), device=CPU)
+    assert str(root / "public.pth") in summary["weights"]["LDL-public (table1)"]
+    assert str(tmp_path / "ldl_real.pth") in summary["weights"]["LDL-public (table2)"]
+    assert {"cls", "rw"} <= set(summary["results"]) and "LDL-public" in summary["results"]["rw"]

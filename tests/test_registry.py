@@ -16,7 +16,9 @@ WEIGHT_FILES = ["vgg19-dcbb9e9d.pth", "LPIPS_v0.1_alex-df73285e.pth", "alexnet-o
                 "DISTS_weights-f5e65c96.pth", "vgg16-397923af.pth", "niqe_modelparameters.mat",
                 "RRDB_PSNR_x4.pth", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
                 "ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth", "RealESRGAN_x4plus.pth", "RealESRNet_x4plus.pth",
-                "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", "NAFNet-GoPro-width32.pth"]
+                "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", "NAFNet-GoPro-width32.pth", "BSRGAN.pth",
+                "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth", "net_g_DF2K_RRDB+LDL.pth",
+                "net_g_RealESRGAN+LDL.pth", "net_g_esrgan_x4_dual_former.pth"]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,35 @@ def test_public_esrgan_is_the_basicsr_release_asset(registry):
     assert esrgan["files"][0]["checksum"] == {"algorithm": "sha256-prefix", "value": "ff704c30",
                                               "source": "BasicSR file name (sha256[:8])",
                                               "published": "github-release"}
+
+
+# the public comparison models of Tables 1-2 beyond ESRGAN and Real-ESRGAN: entry -> (external name, table, where
+# the file comes from: a GitHub release asset, or the Google Drive folder a manual entry names)
+LDL_DRIVE = "https://drive.google.com/drive/folders/1RGTTs9f9qIBmS-7aGzADks78H65ls-r4"  # LDL experiments/README.md
+COMPARISON_MODELS = {
+    "bsrgan_x4": ("BSRGAN-public", "table2", "https://github.com/cszn/KAIR/releases/download/v1.0/BSRGAN.pth"),
+    "realswinir_m_x4": ("RealSwinIR-public", "table2", "https://github.com/JingyunLiang/SwinIR/releases/download/v0.0/"
+                                                       "003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth"),
+    "ldl_rrdb_df2k_x4": ("LDL-public", "table1", LDL_DRIVE),
+    "ldl_realesrgan_x4": ("LDL-public", "table2", LDL_DRIVE),
+    "dualformer_esrgan_x4": ("DualFormer-public", "table1",
+                             "https://drive.google.com/drive/folders/1iGS32Qux9mr4SJt2Zb7XTv4Xq6zLEy6I"),
+}
+
+
+def test_comparison_models_are_fetched_and_evaluated_by_the_paper_profile(registry):
+    paper = yaml.safe_load((REGISTRY.parents[1] / "params.yaml").read_text())["paper"]
+    fetched = paper["download"]["groups"]["eval_weights"]["entries"]
+    external = {e["weights"]: (e["name"], e["table"]) for e in paper["eval_sr"]["external"]}
+    for name, (model, table, source) in COMPARISON_MODELS.items():
+        entry = registry[name]
+        assert name in fetched and external[entry["target"]] == (model, table), name
+        if "files" in entry:
+            assert entry["files"][0]["urls"] == [source], name
+            checksum = entry["files"][0]["checksum"]
+            assert checksum == {"algorithm": "sha256", "value": None, "published": "github-release"}, name
+        else:
+            assert source in entry["manual"]["instructions"] and entry["target"] in entry["manual"]["instructions"]
 
 
 def test_sr_sets_are_folders_and_real_pairs_are_globs(registry):

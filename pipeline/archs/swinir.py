@@ -1,9 +1,12 @@
-"""SwinIR for classical x4 SR (Liang et al., ICCVW 2021), the paper's second backbone (Table 1).
+"""SwinIR for classical x4 SR (Liang et al., ICCVW 2021), the paper's second backbone (Table 1), and for real-world
+SR (RealSwinIR, a Table 2 comparison model).
 
-Module and buffer names follow the public `001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth`, so its `params` load with
-strict=True. That file also stores two deterministic buffers: each attention's `relative_position_index` and, in
-every shifted block, the `attn_mask` for the training patch size (`img_size`, 64 LR pixels); other input sizes get
-their mask computed on the fly. Stochastic depth (drop path) is left out: it is the identity at inference.
+Module and buffer names follow the public `001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth` (upsampler 'pixelshuffle')
+and `003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth` (upsampler 'nearest+conv'), so both load with strict=True.
+Both store two deterministic buffers (upstream's main_test_swinir.py loads them strictly into models/network_swinir.py,
+which registers them): each attention's `relative_position_index` and, in every shifted block, the `attn_mask` for
+the training patch size (`img_size`, 64 LR pixels); other input sizes get their mask computed on the fly.
+Stochastic depth (drop path) is left out: it is the identity at inference.
 """
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ from torch import nn
 from pipeline.checkpoint import CheckpointError
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # SwinIR subtracts it from the input and adds it back to the output
-# SwinIR's other `upsampler` options, which this port does not build
-OTHER_UPSAMPLERS = {"nearest+conv": "real-world SR", "pixelshuffledirect": "lightweight SR",
-                    "": "x1: denoising, JPEG artefact removal"}
+# SwinIR's `upsampler` options this port builds (classical and real-world SR) and the others, which it does not
+UPSAMPLERS = ("pixelshuffle", "nearest+conv")
+OTHER_UPSAMPLERS = {"pixelshuffledirect": "lightweight SR", "": "x1: denoising, JPEG artefact removal"}
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -172,22 +175,30 @@ class PatchEmbed(nn.Module):
 
 
 class SwinIR(nn.Module):
-    """SwinIR with the pixel-shuffle upsampler; defaults are SwinIR-M x4 (classical SR, 11.9 M parameters).
+    """SwinIR with the pixel-shuffle upsampler (classical SR) or the nearest+conv one (real-world SR); defaults are
+    SwinIR-M x4 classical SR (11.9 M parameters).
 
-    Input and output are RGB in [0, 1]. `img_size` is the training patch size (it fixes the stored shifted-window
-    masks); any input size works: it is reflect-padded to a multiple of the window and the output cropped back.
+    `upsampler` 'nearest+conv' (SwinIR's models/network_swinir.py) upsamples the features by nearest x2 steps, each
+    followed by a conv and LeakyReLU(0.2) (`conv_up1`, and `conv_up2` for x4; x2 and x4 only, as upstream), then
+    `conv_hr` + LeakyReLU(0.2) and `conv_last`. Input and output are RGB in [0, 1]. `img_size` is the training patch
+    size (it fixes the stored shifted-window masks); any input size works: it is reflect-padded to a multiple of the
+    window and the output cropped back.
     """
 
     def __init__(self, img_size: int = 64, in_chans: int = 3, embed_dim: int = 180,
                  depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6), num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6),
                  window_size: int = 8, mlp_ratio: float = 2.0, upscale: int = 4, img_range: float = 1.0,
-                 num_feat: int = 64):
+                 num_feat: int = 64, upsampler: str = "pixelshuffle"):
         super().__init__()
         if img_size <= window_size:
             raise ValueError(f"img_size ({img_size}) must exceed window_size ({window_size})")
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
+        if upsampler == "nearest+conv" and upscale not in (2, 4):
+            raise ValueError(f"the nearest+conv upsampler is x2 or x4, got x{upscale}")
         if upscale & (upscale - 1):
             raise ValueError(f"upscale must be a power of 2, got {upscale}")
-        self.scale, self.window_size, self.img_range = upscale, window_size, img_range
+        self.scale, self.window_size, self.img_range, self.upsampler = upscale, window_size, img_range, upsampler
         mean = DIV2K_RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
         self.register_buffer("mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
 
@@ -198,12 +209,18 @@ class SwinIR(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
 
-        # SwinIR's LeakyReLU here has PyTorch's default slope 0.01
+        # SwinIR's LeakyReLU here has PyTorch's default slope 0.01 (both upsamplers)
         self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU())
-        ups = []
-        for _ in range(int(math.log2(upscale))):
-            ups += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
-        self.upsample = nn.Sequential(*ups)
+        if upsampler == "pixelshuffle":
+            ups = []
+            for _ in range(int(math.log2(upscale))):
+                ups += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+            self.upsample = nn.Sequential(*ups)
+        else:  # upstream's order of creation: conv_up1, conv_up2 (x4 only), conv_hr, conv_last
+            self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            if upscale == 4:
+                self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
         self.apply(self._init_weights)
 
@@ -225,6 +242,13 @@ class SwinIR(nn.Module):
             tokens = layer(tokens, x_size)
         return to_image(self.norm(tokens), x_size)
 
+    def nearest_conv(self, feat: torch.Tensor) -> torch.Tensor:
+        """The real-world upsampler before conv_last: per x2, nearest upsampling, a conv and LeakyReLU(0.2); then
+        conv_hr and LeakyReLU(0.2)."""
+        for conv in [self.conv_up1] + ([self.conv_up2] if self.scale == 4 else []):
+            feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        return F.leaky_relu(self.conv_hr(feat), 0.2)
+
     def forward(self, x):
         h, w = x.shape[2:]
         pad_h, pad_w = (-h) % self.window_size, (-w) % self.window_size
@@ -232,7 +256,8 @@ class SwinIR(nn.Module):
         x = (x - self.mean) * self.img_range
         feat = self.conv_first(x)
         feat = self.conv_after_body(self.forward_features(feat)) + feat
-        x = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
+        feat = self.conv_before_upsample(feat)
+        x = self.conv_last(self.upsample(feat) if self.upsampler == "pixelshuffle" else self.nearest_conv(feat))
         x = x / self.img_range + self.mean
         return x[:, :, :h * self.scale, :w * self.scale]
 
@@ -249,26 +274,32 @@ def upsampler_of(state: dict[str, torch.Tensor]) -> str:
 def swinir_config_from_state(state: dict[str, torch.Tensor]) -> dict:
     """SwinIR constructor arguments read off the tensor shapes of a state dict in the public layout.
 
-    Everything is inferable except `img_range` (1.0, as in all classical-SR checkpoints) and, when no block is
-    shifted (every depth 1), `img_size` (64).
+    Everything is inferable except `img_range` (1.0, as in all classical- and real-world-SR checkpoints) and, when no
+    block is shifted (every depth 1), `img_size` (64). `upsampler` is given only for the real-world 'nearest+conv'
+    (the constructor's default is classical SR's 'pixelshuffle').
     """
     upsampler = upsampler_of(state)
-    if upsampler != "pixelshuffle":
+    if upsampler not in UPSAMPLERS:
         raise CheckpointError(f"SwinIR with upsampler {upsampler or 'none'!r} ({OTHER_UPSAMPLERS[upsampler]}) is not "
-                              f"supported, only classical SR's 'pixelshuffle'")
-    needed = ("conv_first.weight", "conv_before_upsample.0.weight", "upsample.0.weight",
+                              f"supported, only classical SR's 'pixelshuffle' and real-world SR's 'nearest+conv'")
+    upsampler_keys = ("upsample.0.weight",) if upsampler == "pixelshuffle" else ("conv_up1.weight", "conv_hr.weight")
+    needed = ("conv_first.weight", "conv_before_upsample.0.weight", *upsampler_keys,
               "layers.0.residual_group.blocks.0.attn.relative_position_bias_table",
               "layers.0.residual_group.blocks.0.mlp.fc1.weight")
     absent = [k for k in needed if k not in state]
     if absent:
         raise CheckpointError(f"not a SwinIR state dict: missing keys {', '.join(absent)}")
     num_feat = state["conv_before_upsample.0.weight"].shape[0]
-    upsample_convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
-    # each conv feeds a PixelShuffle(r), so it has r * r * num_feat outputs: r = 2 for x2, x4, x8; one r = 3 for x3
-    shuffles = [math.isqrt(state[k].shape[0] // num_feat) for k in upsample_convs]
-    if set(shuffles) != {2}:
-        raise CheckpointError(f"SwinIR x{math.prod(shuffles)} (pixel shuffle by {shuffles[0]}) is not supported, only "
-                              f"scales that are powers of 2")
+    if upsampler == "pixelshuffle":
+        upsample_convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
+        # each conv feeds a PixelShuffle(r), so it has r * r * num_feat outputs: r = 2 for x2, x4, x8; one r = 3 for x3
+        shuffles = [math.isqrt(state[k].shape[0] // num_feat) for k in upsample_convs]
+        if set(shuffles) != {2}:
+            raise CheckpointError(f"SwinIR x{math.prod(shuffles)} (pixel shuffle by {shuffles[0]}) is not supported, "
+                                  f"only scales that are powers of 2")
+        upscale = 2 ** len(upsample_convs)
+    else:  # upstream builds conv_up2 for x4 only
+        upscale = 4 if "conv_up2.weight" in state else 2
     blocks: dict[int, int] = {}
     for key in state:
         if m := re.match(r"layers\.(\d+)\.residual_group\.blocks\.(\d+)\.", key):
@@ -290,6 +321,7 @@ def swinir_config_from_state(state: dict[str, torch.Tensor]) -> dict:
         "num_heads": num_heads,
         "window_size": window_size,
         "mlp_ratio": state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
-        "upscale": 2 ** len(upsample_convs),
+        "upscale": upscale,
         "num_feat": num_feat,
+        **({} if upsampler == "pixelshuffle" else {"upsampler": upsampler}),
     }
