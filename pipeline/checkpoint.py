@@ -59,8 +59,10 @@ def check_digest(path: str | os.PathLike, obj, digest: str | None) -> None:
                               f"delete it (a training run then starts over) or restore a good copy")
 
 
-def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return (state dict, metadata) from a .safetensors or weights-only .pth/.pt file."""
+def load_state_dict(path: str | os.PathLike, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return (state dict, metadata) from a .safetensors or weights-only .pth/.pt file; a .pth wrapper's state is
+    its `key` when given (a file holding both `params` and `params_ema`, read as its authors test it), else the
+    first of WRAPPER_KEYS it has."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
@@ -81,9 +83,11 @@ def load_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     meta = {}
     if isinstance(obj, dict):
         meta = {k: v for k, v in obj.get("meta", {}).items() if isinstance(v, str)} if isinstance(obj.get("meta"), dict) else {}
-        for key in WRAPPER_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
+        if key is not None and not isinstance(obj.get(key), dict):
+            raise CheckpointError(f"{path} has no `{key}` state dict (it has {sorted(obj)[:8]})")
+        for wrapper in (key,) if key is not None else WRAPPER_KEYS:
+            if isinstance(obj.get(wrapper), dict):
+                obj = obj[wrapper]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")

@@ -65,9 +65,10 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     return net.eval()
 
 
-def read_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
-    """build_generator of a weights file, and the file's metadata; every CheckpointError names the file."""
-    state, meta = load_state_dict(path)  # its errors name the file
+def read_generator(path: str | os.PathLike, key: str | None = None) -> tuple[nn.Module, dict[str, str]]:
+    """build_generator of a weights file (its wrapper's `key` state, if given), and the file's metadata; every
+    CheckpointError names the file."""
+    state, meta = load_state_dict(path, key)  # its errors name the file
     try:
         return build_generator(state), meta
     except CheckpointError as e:

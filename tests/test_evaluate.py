@@ -19,6 +19,7 @@ from pipeline.evaluate import (
     RECORD_COLUMNS,
     SFD_IQA_METHODS,
     bicubic_upscale,
+    load_upscaler,
     evaluate_iqa,
     evaluate_restore,
     evaluate_sr,
@@ -377,3 +378,21 @@ def test_a_public_model_in_both_tables_keeps_each_tables_weights(sr_run, tmp_pat
     assert str(root / "public.pth") in summary["weights"]["LDL-public (table1)"]
     assert str(tmp_path / "ldl_real.pth") in summary["weights"]["LDL-public (table2)"]
     assert {"cls", "rw"} <= set(summary["results"]) and "LDL-public" in summary["results"]["rw"]
+
+
+def test_an_external_checkpoint_is_read_from_the_wrapper_key_it_names(sr_run, tmp_path):
+    """A BasicSR file with params and params_ema: `key: params` evaluates the weights its authors test."""
+    root, cfg, _ = sr_run
+    plain, ema = tiny_generator(5).state_dict(), tiny_generator(6).state_dict()
+    torch.save({"params": plain, "params_ema": ema}, tmp_path / "both.pth")
+    entry = {"name": "LDL-public", "weights": str(tmp_path / "both.pth"), "table": "table1"}
+    for key, expected in ((None, ema), ("params", plain)):
+        (model,) = [m for m in sr_models({**cfg, "external": [{**entry, **({"key": key} if key else {})}]}, TABLES,
+                                         root / "models") if m.external]
+        upscale, description = load_upscaler(model, 4, 0, 32, CPU)
+        lr = read_image(root / "sets" / "cls" / "LR_x4" / "a.png")
+        net = build_generator(expected)
+        assert np.array_equal(upscale(lr), upscale_image(net, lr, 0, 32, CPU))
+        assert ("'params' weights" in description) == (key == "params")
+    with pytest.raises(CheckpointError, match="has no `params_g` state dict"):
+        load_upscaler(model._replace(key="params_g"), 4, 0, 32, CPU)
