@@ -19,7 +19,7 @@ def most_different_window(a: np.ndarray, b: np.ndarray, size: int) -> tuple[int,
     size = min(size, h, w)
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64)).mean(axis=2)
     step = max(1, size // 2)
-    starts = [(y, x) for y in [*range(0, h - size + 1, step)] for x in [*range(0, w - size + 1, step)]]
+    starts = [(y, x) for y in range(0, h - size + 1, step) for x in range(0, w - size + 1, step)]
     scores = [diff[y:y + size, x:x + size].mean() for y, x in starts]
     return starts[int(np.argmax(scores))]
 

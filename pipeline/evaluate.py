@@ -241,7 +241,8 @@ def score_set(model: str, restore: Callable[[np.ndarray], np.ndarray], set_dir: 
 
 
 def sr_records(summary: dict) -> list[dict]:
-    """Every (set, model, metric) of an eval_sr summary as a record, an n/a with its metric's reason."""
+    """Every (set, model, metric) of an eval_sr or eval_restore summary as a record, an n/a with its metric's
+    reason."""
     return [record(summary["table"][set_name], set_name, "", model, metric, value, summary["na"].get(metric))
             for set_name, by_model in summary["results"].items() for model, means in by_model.items()
             for metric, value in means.items()]
@@ -258,7 +259,7 @@ def evaluate_restore(cfg: dict, runs: dict[str, list[str]], profile: str, *, set
     `reports/metrics/restore/<run>/<set>.csv`, their means as table5 records in `reports/metrics/restore.csv`.
     PSNR and SSIM on the channel the task's benchmark uses (run_table.TASKS), no border crop."""
     device = device or default_device()
-    summary = {"profile": profile, "results": {}, "na": {}, "weights": {}}
+    summary = {"profile": profile, "results": {}, "na": {}, "weights": {}, "table": {}}
     for task, task_runs in runs.items():
         metrics = SRMetrics(0, torch_home, niqe_params, device, ssim=cfg["ssim"], channel=TASKS[task].channel)
         summary["na"].update(metrics.na)
@@ -271,10 +272,8 @@ def evaluate_restore(cfg: dict, runs: dict[str, list[str]], profile: str, *, set
                                  results_dir / model.name / set_name,
                                  metrics_dir / "restore" / model.name / f"{set_name}.csv")
                 summary["results"].setdefault(set_name, {})[model.name] = set_means(rows, summary["na"])
-    records = [record("table5", set_name, "", model, metric, value, summary["na"].get(metric))
-               for set_name, by_model in summary["results"].items() for model, means in by_model.items()
-               for metric, value in means.items()]
-    write_records(metrics_dir, "restore", records, profile, summary["weights"])
+                summary["table"][set_name] = "table5"
+    write_records(metrics_dir, "restore", sr_records(summary), profile, summary["weights"])
     return summary
 
 

@@ -216,9 +216,6 @@ def _scores(scores: dict) -> str:
 
 def tsne(png: Path, meta: dict | None) -> ReportFigure:
     """Fig. 9: the t-SNE stage's own PNG, embedded, with its silhouettes in the caption."""
-    title = "Fig. 9. t-SNE of vanilla discriminator features vs Feat-D features"
-    if not Path(png).is_file():
-        return ReportFigure("fig9", title, "", None, f"{png} not found (run the tsne stage).")
     if meta:
         caption = (f"Silhouette scores of the 2-D embeddings (higher: categories better separated): "
                    f"{_scores(meta.get('silhouette', {}))}; {meta.get('n_points', '?')} points in "
@@ -229,32 +226,36 @@ def tsne(png: Path, meta: dict | None) -> ReportFigure:
         caption += f"Features: {meta.get('source', 'not stated')}."
     else:
         caption = "reports/metrics/tsne.json not found: no silhouette scores."
-    return ReportFigure("fig9", title, caption, png_uri(Path(png).read_bytes()))
+    return stage_png("fig9", "Fig. 9. t-SNE of vanilla discriminator features vs Feat-D features", caption, png,
+                     "tsne")
 
 
 SR_CROPS = {"fig6": ("table1", "Fig. 6. Visual comparison of GAN-based x4 SR (classical)"),
             "fig7": ("table2", "Fig. 7. Visual comparison of GAN-based real-world x4 SR")}
 
 
-def sr_crops(figure: str, png: Path) -> ReportFigure:
-    """Figs. 6-7: the eval_sr stage's PNG of one table's zoomed crops, embedded."""
-    table, title = SR_CROPS[figure]
+def stage_png(figure: str, title: str, caption: str, png: Path, stage: str) -> ReportFigure:
+    """A figure a stage drew, embedded; a note naming the stage when its PNG is missing."""
     if not Path(png).is_file():
-        return ReportFigure(figure, title, "", None, f"{png} not found (run the eval_sr stage).")
-    caption = (f"Per test set of {table.replace('table', 'Table ')}, its first image as each model super-resolved "
-               "it (bicubic first; columns named by run) and HR, cropped where the baseline and ours named in "
-               "<profile>.eval_sr.crops differ most; each crop's PSNR (RGB, dB) against HR.")
+        return ReportFigure(figure, title, "", None, f"{png} not found (run the {stage} stage).")
     return ReportFigure(figure, title, caption, png_uri(Path(png).read_bytes()))
 
 
+def sr_crops(figure: str, png: Path) -> ReportFigure:
+    """Figs. 6-7: the eval_sr stage's PNG of one table's zoomed crops."""
+    table, title = SR_CROPS[figure]
+    caption = (f"Per test set of {table.replace('table', 'Table ')}, its first image as each model super-resolved "
+               "it (bicubic first; columns named by run) and HR, cropped where the baseline and ours named in "
+               "<profile>.eval_sr.crops differ most; each crop's PSNR (RGB, dB) against HR.")
+    return stage_png(figure, title, caption, png, "eval_sr")
+
+
 def restore_crops(png: Path) -> ReportFigure:
-    """Table 5's visual comparison: the eval_restore stage's PNG of restored crops, embedded."""
-    title = "Table 5 crops: restored images of deraining and deblurring"
-    if not Path(png).is_file():
-        return ReportFigure("table5-crops", title, "", None, f"{png} not found (run the eval_restore stage).")
+    """Table 5's visual comparison: the eval_restore stage's PNG of restored crops."""
     caption = ("Per task, the first test image: its input, each run's output and the ground truth, cropped where "
                "the fidelity model and + Ours differ most; each crop's PSNR (RGB, dB) against the ground truth.")
-    return ReportFigure("table5-crops", title, caption, png_uri(Path(png).read_bytes()))
+    return stage_png("table5-crops", "Table 5 crops: restored images of deraining and deblurring", caption, png,
+                     "eval_restore")
 
 
 def build_figures(sr: Records | None, iqa: Records | None, tsne_meta: dict | None, paper: dict[str, list[dict]],

@@ -195,6 +195,12 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", re.sub(r"[\W_]*public\W*$", "", name.lower()))
 
 
+def table_metrics(paper_metrics: list[str], records: Records | None, table: str) -> list[str]:
+    """A table's metrics: the paper's, then those only our records of it have (known metrics only)."""
+    ours = records.metrics(table) if records else []
+    return paper_metrics + [k for k in ours if k in METRIC_NAMES and k not in paper_metrics]
+
+
 def assign_columns(ours: list[str], paper: list[str], fixed: dict[str, str]) -> dict[str, str]:
     """Our name -> the paper's column or row it fills, one each. A name outside `fixed` that matches a paper
     column (an external checkpoint such as 'ESRGAN-public') comes first, as it is the very model the paper
@@ -223,8 +229,7 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: Records | None, missing:
     to_paper = assign_columns(models, methods, paper_columns(runs)[table_id])
     labels = our_labels(runs)
     extra_models = [m for m in models if m not in to_paper]
-    metrics = paper_metrics + [k for k in (sr.metrics(table_id) if sr else []) if k in METRIC_NAMES
-                               and k not in paper_metrics]
+    metrics = table_metrics(paper_metrics, sr, table_id)
     from_paper = {p: o for o, p in to_paper.items()}
     columns = [Header(p) for p in methods] + [Header(labels.get(m, m), ours_only=True) for m in extra_models]
     col_models = [from_paper.get(p) for p in methods] + extra_models
@@ -290,8 +295,7 @@ def ablation_table(paper_rows: list[dict], iqa: Records | None, missing: str) ->
     paper = {(r["metric"].lower(), r["subset"].lower(), r["variant"]): r["value"] for r in paper_rows}
     method_of = {column: method for method, column in TABLE4_COLUMNS.items()}
     ours = {f"{d}. {s}".lower(): (d, s) for d, s in (iqa.subsets("table4") if iqa else [])}  # row key -> (set, subset)
-    metrics = paper_metrics + [k for k in (iqa.metrics("table4") if iqa else []) if k in METRIC_NAMES
-                               and k not in paper_metrics]
+    metrics = table_metrics(paper_metrics, iqa, "table4")
     paper_keys = [s.lower() for s in subsets]
     row_keys = [(s.lower(), s, False) for s in subsets] + [(k, ". ".join(ours[k]), True) for k in ours
                                                            if k not in paper_keys]
@@ -318,8 +322,7 @@ def restoration_table(paper_rows: list[dict], restore: Records | None, missing: 
     datasets = _unique(r["dataset"] for r in paper_rows)
     paper_metrics = _unique(r["metric"].lower() for r in paper_rows)
     paper = {(r["method"], r["dataset"], r["metric"].lower()): r["value"] for r in paper_rows}
-    metrics = paper_metrics + [k for k in (restore.metrics("table5") if restore else []) if k in METRIC_NAMES
-                               and k not in paper_metrics]
+    metrics = table_metrics(paper_metrics, restore, "table5")
     entries, ours = dict(evaluated_runs(runs)), {}  # (paper dataset, paper method) -> (our set, our run)
     for set_name, by_run in (restore.values("table5") if restore else {}).items():
         for run in by_run:
