@@ -15,7 +15,8 @@ from PIL import Image
 from pipeline.report.choices import CHOICES, choices_table, resolve
 from pipeline.evaluate import iqa_records, record, sr_records, write_records
 from pipeline.report.render import flatten, git_revision, render_report
-from pipeline.report.tables import NOT_TRAINED_RESTORE, Cell, build_tables, mark_best, read_paper, read_records
+from pipeline.report.tables import (NOT_TRAINED_RESTORE, Cell, Header, Row, Table, build_tables, mark_best,
+                                    read_paper, read_records)
 from stages.report import reads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +114,11 @@ def _write_csv(path: Path, fields, rows) -> None:
         writer.writerows(rows)
 
 
-def render_fixture(root: Path) -> Path:
+def render_fixture(root: Path, before=None) -> Path:
+    """The report of write_fixture's metrics; `before(root)` may change them first."""
     params = write_fixture(root)
+    if before:
+        before(root)
     return render_report(root / "reports" / "paper_tables.html", params, metrics_dir=root / "reports" / "metrics",
                          figures_dir=root / "reports" / "figures", paper_dir=ROOT / "reports" / "paper",
                          models_dir=root / "models", repo=root,
@@ -211,6 +215,43 @@ def test_header_says_profile_weights_and_revision(page):
     assert "Random stand-ins." in html and "clip_rn50_openai (open_clip_model.safetensors)" in html  # its pin
     assert "vgg19 (vgg19-dcbb9e9d.pth)" not in html                                                   # says random
     assert "lambda4" in parser.ids["params"] and "prompt_logit_scale" in parser.ids["choices"]
+
+
+def test_results_lead_and_provenance_is_in_the_appendix(page):
+    html, parser = page
+    order = [html.index(f'id="{i}"') for i in ("summary", "table1-table", "table5-table", "fig9", "appendix",
+                                                 "protocol", "weights", "downloads", "choices", "params")]
+    assert order == sorted(order)
+    assert "4 random" in parser.ids["summary"] and "7 sets evaluated" in parser.ids["summary"]
+    assert "1 random stand-ins" in parser.ids["summary"] and "appendix" in parser.ids["summary"]
+
+
+def test_lines_without_ours_fold_into_a_paper_only_block(tmp_path):
+    t1 = _fixture_tables(tmp_path)["table1"]
+    main, paper_only = t1.grids[0], t1.grids[-1]
+    assert not main.paper_only and paper_only.paper_only and len(t1.grids) == 2
+    # Ours: the benchmarks we evaluated (Set5, quick_test), the columns we fill; no paper-only column among them.
+    assert {r.labels[0] for r in main.rows} == {"Set5", "quick_test"}
+    assert "SRGAN" not in [h.label for h in main.columns] and "RRDB+Ours" in [h.label for h in main.columns]
+    # Paper only: every paper value not shown above, once; the cells shown above are None.
+    row = next(r for r in paper_only.rows if r.labels == ("Set5", "PSNR"))
+    by_label = dict(zip((h.label for h in paper_only.columns), row.cells))
+    assert by_label["SRGAN"].paper == 30.52 and by_label["RRDB+Ours"] is None
+    set14 = next(r for r in paper_only.rows if r.labels == ("Set14", "PSNR"))
+    assert dict(zip((h.label for h in paper_only.columns), set14.cells))["RRDB+Ours"].paper == 27.79
+    assert all(h.label not in ("Bicubic", "w/ Feat-D") for h in paper_only.columns)  # nothing of the paper's there
+    notes = [t1.notes[n - 1] for n in paper_only.notes]
+    assert any(n.startswith("not reproduced") for n in notes) and "Set14 is not evaluated in the quick profile" in notes
+    assert not any(n.startswith("not evaluated: bicubic") for n in notes)  # a reason of a cell outside the block
+
+
+def test_a_wide_table_splits_between_its_column_groups():
+    columns = [Header(k, group=d) for d in ("A", "B", "C", "D", "E") for k in ("PLCC", "SRCC", "KRCC")]
+    rows = [Row((m,), [Cell("plcc", ours=0.5, paper=0.4) for _ in columns]) for m in ("x", "y")]
+    grids = Table("table3", "Table 3. IQA.", ("IQA method",), columns, rows, "column").finish().grids
+    assert [g.col_groups for g in grids] == [[("A", 3), ("B", 3), ("C", 3)], [("D", 3), ("E", 3)]]
+    assert [g.caption for g in grids] == ["Table 3 (columns 1 of 2). IQA.", "Table 3 (columns 2 of 2). IQA."]
+    assert all(not g.paper_only and len(g.rows) == 2 for g in grids)
 
 
 def test_best_per_line_respects_the_metric_direction(tmp_path):

@@ -1,9 +1,11 @@
 """Render `reports/paper_tables.html`: one self-contained file (inline CSS, figures as data URIs, no link to any
-other host) that sets our metrics beside the paper's Tables 1-5 and Figs. 1, 2, 8, 9.
+other host) that sets our metrics beside the paper's Tables 1-5 and Figs. 1, 2, 6-9.
 
-Its header says what the numbers are: the profile, the weights every network used (random or pretrained, from the
-metrics files' `weights` maps and `models/*/weights.json`), the datasets, the git revision and the date; its end
-lists the choices the paper does not specify and every param the report stage declares.
+Results lead: the header is the profile, one summary line and the warnings (random weights, random stand-ins, stale
+or missing metrics), then the tables and figures. The appendix says how the numbers were made: the protocol, the
+run (revision, date, datasets), the weights every network used (from the metrics files' `weights` maps and
+`models/*/weights.json`), the files the download stages verified, the choices the paper does not specify and every
+param the report stage declares.
 """
 from __future__ import annotations
 
@@ -147,6 +149,14 @@ def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsn
     return rows
 
 
+def summary_line(revision: str, date: str, datasets: list[dict], weights: list[dict], downloads: list[dict]) -> str:
+    """The report's provenance in one line; the appendix has it in full."""
+    random_weights, random_files = sum(w["random"] for w in weights), sum(d["random"] for d in downloads)
+    return (f"git {revision} · {date} · {len(datasets)} sets evaluated · weights of {len(weights)} networks, "
+            f"{random_weights} random · {len(downloads)} downloaded files verified, {random_files} random stand-ins "
+            f"· provenance, protocol, choices and params: appendix")
+
+
 def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_dir: Path, models_dir: Path,
                   repo: Path, now: datetime.datetime | None = None) -> dict:
     metrics_dir = Path(metrics_dir)
@@ -163,15 +173,18 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
     missing = [f"reports/metrics/{n}" for n, d in (("sr.csv", sr_records), ("iqa.csv", iqa_records),
                                                      ("restore.csv", restore_records), ("tsne.json", tsne))
                if d is None]
+    revision, date = git_revision(repo), (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    datasets = dataset_rows(metrics_dir, sr_records, iqa_records, tsne, restore_records)
     return {
         "profile": profile,
-        "revision": git_revision(repo),
-        "date": (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        "summary": summary_line(revision, date, datasets, weights, downloads),
+        "revision": revision,
+        "date": date,
         "weights": weights,
         "random_weights": [w["network"] for w in weights if w["random"]],
         "random_files": [f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
         "downloads": downloads,
-        "datasets": dataset_rows(metrics_dir, sr_records, iqa_records, tsne, restore_records),
+        "datasets": datasets,
         "stale": stale,
         "missing": missing,
         "notes": [*PROTOCOL_NOTES, SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),

@@ -119,6 +119,7 @@ def read_records(path: Path, profile: str) -> Records | None:
 class Header:
     label: str
     ours_only: bool = False
+    group: str | None = None  # the label above it (a dataset of Tables 3 and 5); a group folds and splits whole
 
 
 @dataclass
@@ -129,6 +130,23 @@ class Row:
 
 
 @dataclass
+class Grid:
+    """One printed block of a table: some of its rows and columns, with our cells, or (`paper_only`) the paper's
+    values alone where we have nothing; `notes`: the table's notes that say why a paper-only block has no values of
+    ours."""
+    caption: str
+    row_heads: tuple[str, ...]
+    columns: list[Header]
+    rows: list[Row]
+    paper_only: bool = False
+    notes: list[int] = field(default_factory=list)
+
+    @property
+    def col_groups(self) -> list[tuple[str, int]]:
+        return spans(self.columns)
+
+
+@dataclass
 class Table:
     id: str
     caption: str
@@ -136,11 +154,15 @@ class Table:
     columns: list[Header]
     rows: list[Row]
     compare: str  # "row" or "column": where one metric's values line up
-    col_groups: list[tuple[str, int]] = field(default_factory=list)  # (label, span) above `columns`
     notes: list[str] = field(default_factory=list)
+    grids: list[Grid] = field(default_factory=list)  # how it prints: ours first, then the paper-only block
+
+    @property
+    def col_groups(self) -> list[tuple[str, int]]:
+        return spans(self.columns)
 
     def finish(self) -> Table:
-        """Rank our values along each metric's line and number the reasons of the n/a cells."""
+        """Rank our values along each metric's line, number the reasons of the n/a cells and lay the table out."""
         lines = [r.cells for r in self.rows] if self.compare == "row" else list(zip(*(r.cells for r in self.rows)))
         for line in lines:
             mark_best(line)
@@ -148,7 +170,82 @@ class Table:
             if cell.reason not in self.notes:
                 self.notes.append(cell.reason)
             cell.note = self.notes.index(cell.reason) + 1
+        self.grids = layout(self)
         return self
+
+
+def spans(columns: list[Header]) -> list[tuple[str, int]]:
+    """(group label, span) of consecutive columns of one group; [] when the columns have no groups."""
+    out: list[tuple[str, int]] = []
+    for h in columns:
+        if out and out[-1][0] == h.group:
+            out[-1] = (h.group, out[-1][1] + 1)
+        else:
+            out.append((h.group, 1))
+    return out if any(h.group for h in columns) else []
+
+
+# Columns a printed block holds at most, so that a table fits an A4 landscape page (the browser test checks it):
+# our cells stack three numbers, paper-only cells one.
+MAX_COLUMNS, MAX_PAPER_COLUMNS = 10, 13
+
+
+def layout(table: Table) -> list[Grid]:
+    """The blocks a table prints as. Rows and columns that hold none of our values fold into one paper-only block
+    (the paper's values alone), so our values lead; a row folds with its benchmark or subset (the first row label
+    of a table whose metrics are rows), a column with its group. Blocks wider than the page split by columns."""
+    row_unit = (lambda r: r.labels[:-1] or r.labels) if table.compare == "row" else (lambda r: r.labels)
+    col_unit = [h.group or i for i, h in enumerate(table.columns)]
+    ours_units = {row_unit(r) for r in table.rows if any(c.ours is not None for c in r.cells)}
+    ours_cols = {col_unit[j] for r in table.rows for j, c in enumerate(r.cells) if c.ours is not None}
+    main_rows = [i for i, r in enumerate(table.rows) if row_unit(r) in ours_units]
+    main_cols = [j for j in range(len(table.columns)) if col_unit[j] in ours_cols]
+    grids = _split(table, main_rows, main_cols, False, MAX_COLUMNS) if main_rows and main_cols else []
+    shown = {(i, j) for i in main_rows for j in main_cols}
+    folded = {(i, j) for i, r in enumerate(table.rows) for j, c in enumerate(r.cells)
+              if c.paper is not None and (i, j) not in shown}
+    if folded:
+        grids += _split(table, sorted({i for i, _ in folded}), sorted({j for _, j in folded}), True,
+                        MAX_PAPER_COLUMNS, shown)
+    return grids
+
+
+def _pack(units: list[list[int]], cap: int) -> list[list[int]]:
+    """Consecutive units in parts of at most `cap` columns (a unit wider than `cap` is a part of its own)."""
+    parts: list[list[int]] = []
+    for unit in units:
+        if parts and len(parts[-1]) + len(unit) <= cap:
+            parts[-1] += unit
+        else:
+            parts.append(list(unit))
+    return parts
+
+
+def _split(table: Table, rows: list[int], cols: list[int], paper_only: bool, most: int,
+           shown: set[tuple[int, int]] = frozenset()) -> list[Grid]:
+    """Blocks of `rows` x `cols` of `table`, cut between column groups into as few parts of <= `most` columns as
+    can be, as even as can be; a cell
+    in `shown` (printed beside ours in a block above) is None."""
+    units: list[list[int]] = []
+    for j in cols:
+        if units and table.columns[j].group and table.columns[units[-1][-1]].group == table.columns[j].group:
+            units[-1].append(j)
+        else:
+            units.append([j])
+    fewest = len(_pack(units, most))
+    parts = next(p for cap in range(-(-len(cols) // fewest), most + 1) if len(p := _pack(units, cap)) == fewest)
+    notes = sorted({table.rows[i].cells[j].note for i in rows for j in cols
+                    if (i, j) not in shown and table.rows[i].cells[j].note}) if paper_only else []
+    grids = []
+    for k, part in enumerate(parts):
+        where = f" (columns {k + 1} of {len(parts)})" if len(parts) > 1 else ""
+        caption = (f"{table.caption.split('.')[0]}{where}. Paper only: the paper's values where we have none"
+                   if paper_only else table.caption.replace(".", where + ".", 1))
+        grids.append(Grid(caption, table.row_heads, [table.columns[j] for j in part],
+                          [Row(table.rows[i].labels, [None if (i, j) in shown else table.rows[i].cells[j]
+                                                      for j in part], table.rows[i].ours_only) for i in rows],
+                          paper_only, notes))
+    return grids
 
 
 def mark_best(cells) -> None:
@@ -282,9 +379,9 @@ def iqa_table(paper_rows: list[dict], iqa: Records | None, missing: str) -> Tabl
                 cell = Cell(metric, paper=None if ours_only else paper.get((label, dataset, metric)))
                 cells.append(_fill(cell, iqa, missing, NOT_REPRODUCED_IQA, method, dataset, [(s, "") for s in results]))
         rows.append(Row((label,), cells, ours_only=ours_only))
-    columns = [Header(METRIC_NAMES[m], ours_only=d not in datasets) for d in sets for m in metrics]
-    groups = [(d if d in datasets else f"{d} (ours only)", len(metrics)) for d in sets]
-    return Table("table3", CAPTIONS["table3"], ("IQA method",), columns, rows, "column", groups).finish()
+    columns = [Header(METRIC_NAMES[m], ours_only=d not in datasets, group=d if d in datasets else f"{d} (ours only)")
+               for d in sets for m in metrics]
+    return Table("table3", CAPTIONS["table3"], ("IQA method",), columns, rows, "column").finish()
 
 
 def ablation_table(paper_rows: list[dict], iqa: Records | None, missing: str) -> Table:
@@ -339,10 +436,10 @@ def restoration_table(paper_rows: list[dict], restore: Records | None, missing: 
                 cells.append(_fill(cell, restore, missing, NOT_TRAINED_RESTORE, run, set_name,
                                    [(s, "") for s, _ in ours.values()]))
         rows.append(Row((method,), cells))
-    columns = [Header(METRIC_NAMES[k], ours_only=k not in paper_metrics) for _ in datasets for k in metrics]
     stand_in = {d: s for (d, _), (s, _) in ours.items() if s != d}
-    groups = [(f"{d} (ours: {stand_in[d]})" if d in stand_in else d, len(metrics)) for d in datasets]
-    return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column", groups).finish()
+    columns = [Header(METRIC_NAMES[k], ours_only=k not in paper_metrics,
+                      group=f"{d} (ours: {stand_in[d]})" if d in stand_in else d) for d in datasets for k in metrics]
+    return Table("table5", CAPTIONS["table5"], ("Method",), columns, rows, "column").finish()
 
 
 def build_tables(paper: dict[str, list[dict]], sr: Records | None, iqa: Records | None, runs: dict,
