@@ -1,12 +1,13 @@
-"""Super-resolve (RRDBNet, SwinIR) or restore (NAFNet, scale 1) images with a generator checkpoint, whole or in tiles.
+"""Super-resolve (RRDBNet, SwinIR, SRResNet) or restore (NAFNet, scale 1) images with a generator checkpoint, whole or
+in tiles.
 
     python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
                           [--device cpu|cuda]
 
-The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR or ESRGAN key names, with or without
-a `params`/`params_ema` wrapper; SwinIR in its public layout, classical x2/x4/x8 or real-world x4 with the
-nearest+conv upsampler; NAFNet deraining/deblurring, x1,
-in megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
+The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR, ESRGAN or old RRDB_Net key names,
+with or without a `params`/`params_ema` wrapper; SwinIR in its public layout, classical x2/x4/x8 or real-world x4
+with the nearest+conv upsampler; RankSRGAN's SRResNet x4; NAFNet deraining/deblurring, x1, in
+megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
 (inputs that share a stem are refused). `--tile N` runs the network on N x N input tiles, each with M extra pixels
 of context on every side that are cut away again: memory stays bounded, and the result equals the whole-image one
 wherever the overlap covers the network's receptive field (for SwinIR, whose windows follow the tile origin, it is
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from pipeline.archs.nafnet import NAFNet, nafnet_config_from_state
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
+from pipeline.archs.srresnet import SRResNet, srresnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
 from pipeline.fileio import ImageError, list_images, output_problem, read_image, write_image
@@ -38,10 +40,12 @@ from pipeline.tensor_image import to_tensor, to_uint8
 RRDBNET_KEY = "body.0.rdb1.conv1.weight"
 SWINIR_KEY = "layers.0.residual_group.blocks.0.attn.relative_position_bias_table"
 NAFNET_KEY = "intro.weight"  # every NAFNet has it, whatever its block counts
+SRRESNET_KEY = "LRconv.weight"  # RankSRGAN's SRResNet; BasicSR's MSRResNet has no conv after its trunk
 
 
 def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) -> nn.Module:
-    """The network a checkpoint holds (RRDBNet, SwinIR or NAFNet), sized from its tensors, loaded, in eval mode.
+    """The network a checkpoint holds (RRDBNet, SwinIR, SRResNet or NAFNet), sized from its tensors, loaded, in
+    eval mode.
 
     Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
     the weights fit none of the networks, naming the first missing and unexpected keys (and the file).
@@ -55,12 +59,14 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
         net = SwinIR(**swinir_config_from_state(state))
     elif RRDBNET_KEY in state:
         net = RRDBNet(**rrdbnet_config_from_state(state))
+    elif SRRESNET_KEY in state:
+        net = SRResNet(**srresnet_config_from_state(state))
     elif NAFNET_KEY in state:
         net = NAFNet(**nafnet_config_from_state(state))
     else:
         reference = list(RRDBNet(num_feat=1, num_grow_ch=1).state_dict())  # key names do not depend on widths
-        raise CheckpointError("checkpoint fits neither RRDBNet (BasicSR or ESRGAN key names) nor SwinIR nor NAFNet: "
-                              + key_mismatch(reference, list(state)))
+        raise CheckpointError("checkpoint fits none of RRDBNet (BasicSR, ESRGAN or old RRDB_Net key names), SwinIR, "
+                              "SRResNet and NAFNet: " + key_mismatch(reference, list(state)))
     load_into(net, state)
     return net.eval()
 

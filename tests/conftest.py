@@ -13,6 +13,15 @@ GIT_ENV = {
 }
 
 
+# The test that runs longest by far (the whole paper DAG): started first, so that one xdist worker runs it while the
+# other works through the rest, and neither waits for it at the end.
+LONGEST = "tests/test_paper_rehearsal.py::"
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST))  # stable: the rest keep their order
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, **GIT_ENV}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
+from pipeline.archs.srresnet import SRResNet
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import save_state_dict
 
@@ -32,6 +33,57 @@ URBAN100 = ("img_001", "img_002")
 # GOPRO_Large (split -> (sequence, frame)): frames that public deblurring code names, two per split
 GOPRO_FRAMES = {"train": (("GOPR0372_07_00", "000048"), ("GOPR0372_07_00", "000076")),
                 "test": (("GOPR0384_11_00", "000001"), ("GOPR0384_11_05", "004001"))}
+
+
+class _OldRDB(torch.nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        for i in range(4):  # conv_block(..., act_type='leakyrelu') = Sequential(conv, LeakyReLU)
+            setattr(self, f"conv{i + 1}", torch.nn.Sequential(torch.nn.Conv2d(nf + i * gc, gc, 3, 1, 1),
+                                                              torch.nn.LeakyReLU(0.2)))
+        self.conv5 = torch.nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)  # act_type=None: the bare conv
+
+    def forward(self, x):
+        feats = [x]
+        for i in range(4):
+            feats.append(getattr(self, f"conv{i + 1}")(torch.cat(feats, 1)))
+        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+
+
+class _OldRRDB(torch.nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        self.RDB1, self.RDB2, self.RDB3 = (_OldRDB(nf, gc) for _ in range(3))
+
+    def forward(self, x):
+        return self.RDB3(self.RDB2(self.RDB1(x))) * 0.2 + x
+
+
+class _Shortcut(torch.nn.Module):
+    def __init__(self, sub: torch.nn.Module):
+        super().__init__()
+        self.sub = sub
+
+    def forward(self, x):
+        return x + self.sub(x)
+
+
+class OldRRDBNet(torch.nn.Module):
+    """The old BasicSR RRDB_Net's module tree, whose state dict is WGSR's checkpoints' (mandalinadagi/WGSR commit
+    0596d929: codes/models/modules/architecture.py RRDB_Net and block.py, which flattens every conv_block into one
+    nn.Sequential): fea_conv, ShortcutBlock(RRDBs + LR_conv), two upconv blocks (nearest x2, conv, LeakyReLU 0.2),
+    HR_conv0 (conv, LeakyReLU), HR_conv1, computing as upstream does."""
+
+    def __init__(self, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32):
+        super().__init__()
+        conv, nf = (lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, 1, 1)), num_feat
+        up = lambda: [torch.nn.Upsample(scale_factor=2, mode="nearest"), conv(nf, nf), torch.nn.LeakyReLU(0.2)]  # noqa: E731
+        trunk = torch.nn.Sequential(*(_OldRRDB(nf, num_grow_ch) for _ in range(num_block)), conv(nf, nf))
+        self.model = torch.nn.Sequential(conv(3, nf), _Shortcut(trunk), *up(), *up(), conv(nf, nf),
+                                         torch.nn.LeakyReLU(0.2), conv(nf, 3))
+
+    def forward(self, x):
+        return self.model(x)
 
 
 def _png(rng: np.random.Generator, h: int, w: int, fmt: str = "PNG") -> bytes:
@@ -253,7 +305,11 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     # By hand (Google Drive): NAFNet-GoPro-width32 ({'params': ...}, basicsr/models/base_model.py save_network); LDL's
     # and DualFormer's RRDBNets as their BasicSR trainers save them with EMA on ({'params': ..., 'params_ema': ...}:
     # basicsr/models/srgan_model.py save, inherited by LDL's models, and DualFormer's srgan_spec_model.py save)
-    return {"basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),
+    # RankSRGAN's mmsr_RankSRGAN_NIQE.pth (XPixelGroup/RankSRGAN codes/models/base_model.py save_network: the bare
+    # state dict) and WGSR's WGSR_2lvl_G.pth (the old RRDB_Net's bare state dict, codes/models/base_model.py)
+    return {"ranksrgan_niqe_x4": _torch_bytes(SRResNet().state_dict()),  # its test options: nf 64, nb 16
+            "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
+            "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),
             "nafnet_gopro_width32": _torch_bytes({"params": NAFNet(**model_cfg["nafnet"]).state_dict()}),
             **{name: _torch_bytes({"params": rrdb(), "params_ema": rrdb()})
                for name in ("ldl_rrdb_df2k_x4", "ldl_realesrgan_x4", "dualformer_esrgan_x4")}}

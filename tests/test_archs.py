@@ -1,4 +1,4 @@
-"""Generators (RRDBNet, SwinIR), their checkpoint layouts, and the VGG-style image discriminator."""
+"""Generators (RRDBNet, SwinIR, SRResNet), their checkpoint layouts, and the VGG-style image discriminator."""
 import pathlib
 
 import pytest
@@ -8,10 +8,12 @@ from kornia.models.rrdbnet import RRDBNet as KorniaRRDBNet
 
 from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basicsr, is_esrgan_layout,
                                     rrdbnet_config_from_state)
+from pipeline.archs.srresnet import SRResNet
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from pipeline.sr import build_generator
+from paper_standins import OldRRDBNet
 
 TINY_RRDB = dict(num_feat=8, num_block=2, num_grow_ch=4)
 TINY_SWINIR = dict(img_size=16, embed_dim=16, depths=(2, 3), num_heads=(2, 4), window_size=4, mlp_ratio=2.0,
@@ -65,6 +67,42 @@ def test_esrgan_basicsr_round_trip(tiny_rrdb):
         assert torch.equal(build_generator(old)(x), tiny_rrdb(x))
 
 
+def test_old_rrdb_net_layout_loads_and_computes_as_upstream():
+    torch.manual_seed(0)
+    old = OldRRDBNet(**TINY_RRDB).eval()  # the old BasicSR RRDB_Net's module tree: WGSR's checkpoints' keys
+    state = old.state_dict()
+    assert {"model.0.weight", "model.1.sub.1.RDB3.conv4.0.weight", "model.1.sub.1.RDB3.conv5.bias",
+            "model.1.sub.2.weight", "model.3.weight", "model.6.bias", "model.8.weight", "model.10.bias"} <= set(state)
+    assert is_esrgan_layout(state)
+    assert list(esrgan_to_basicsr(state)) == list(RRDBNet(**TINY_RRDB).state_dict())
+    x = lr_batch()
+    with torch.no_grad():
+        assert torch.allclose(build_generator(state)(x), old(x), atol=1e-6)
+
+
+def test_srresnet_is_ranksrgans_generator_in_its_key_names(tmp_path):
+    torch.manual_seed(0)
+    net = SRResNet(num_feat=8, num_block=3).eval()
+    keys = {k.rsplit(".", 1)[0] for k in net.state_dict()}
+    assert keys == {"conv_first", "LRconv", "upconv1", "upconv2", "HRconv", "conv_last",
+                    *(f"recon_trunk.{i}.conv{j}" for i in range(3) for j in (1, 2))}
+    # nf 64, nb 16: 1,792 + 16 x 2 x 36,928 (trunk) + 2 x 36,928 (LRconv, HRconv) + 2 x 147,712 (upconvs) + 1,731
+    assert count(SRResNet()) == 1_554_499
+    path = tmp_path / "mmsr_RankSRGAN_NIQE.pth"
+    torch.save(net.state_dict(), path)  # the bare state dict, as mmsr's save_network writes it
+    x = lr_batch()
+    loaded = build_generator(path)
+    with torch.no_grad():
+        out = loaded(x)
+        assert isinstance(loaded, SRResNet) and out.shape == (1, 3, 48, 40) and torch.equal(out, net(x))
+        # the long skip from conv_first and no bilinear skip of the input: zero weights everywhere give zero
+        for p in net.parameters():
+            p.zero_()
+        assert torch.equal(net(x), torch.zeros_like(out))
+    with pytest.raises(CheckpointError, match="only x4"):
+        build_generator({k: v for k, v in loaded.state_dict().items() if not k.startswith("upconv2")})
+
+
 @pytest.mark.parametrize("wrapper", ["params_ema", "params"])
 def test_basicsr_wrapped_pth_loads(tmp_path, tiny_rrdb, wrapper):
     path = tmp_path / "net.pth"
@@ -80,7 +118,7 @@ def test_file_fitting_no_layout_names_keys(tmp_path):
     with pytest.raises(CheckpointError) as err:
         build_generator(path)
     msg = str(err.value)
-    assert "neither RRDBNet" in msg and "missing keys" in msg and "conv_first.weight" in msg
+    assert "none of RRDBNet" in msg and "missing keys" in msg and "conv_first.weight" in msg
     assert "unexpected keys (2: fc.bias, fc.weight)" in msg  # safetensors stores keys sorted
     assert "\n" not in msg
 

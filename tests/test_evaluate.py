@@ -161,7 +161,7 @@ def test_bad_model_lists_are_refused(sr_run, change, tables, message):
 
 
 @pytest.mark.parametrize("state, message", [
-    ({"conv.weight": torch.zeros(1)}, "fits neither RRDBNet"),
+    ({"conv.weight": torch.zeros(1)}, "fits none of RRDBNet"),
     (SwinIR(img_size=8, embed_dim=12, depths=[2], num_heads=[2], window_size=4, num_feat=8, upscale=2).state_dict(),
      "x2 network; the evaluation is x4"),
 ])

@@ -46,5 +46,5 @@ def test_a_file_that_is_no_generator_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline.onnx_export", "--weights",
                              str(tmp_path / "other.safetensors"), "--output", str(tmp_path / "m.onnx")],
                             cwd=ROOT, capture_output=True, text=True, check=False)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "fits neither RRDBNet" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "fits none of RRDBNet" in result.stderr
     assert not (tmp_path / "m.onnx").exists()

@@ -86,7 +86,7 @@ def test_init_from_is_verified_and_converted(sets):
         runs.run_pretrain({"init_from": "rrdb.pth"}, {**MODEL, "rrdbnet": {**RRDB, "num_feat": 16}}, seed=0,
                           name="psnr")
     torch.save({"params": {"conv.weight": torch.zeros(1)}}, "other.pth")
-    with pytest.raises(CheckpointError, match=r"^other\.pth: checkpoint fits neither RRDBNet"):  # typed: the stage prints it as one line
+    with pytest.raises(CheckpointError, match=r"^other\.pth: checkpoint fits none of RRDBNet"):  # typed: the stage prints it as one line
         runs.run_pretrain({"init_from": "other.pth"}, MODEL, seed=0, name="psnr")
 
 

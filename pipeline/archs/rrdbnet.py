@@ -1,8 +1,10 @@
 """RRDBNet x4, the ESRGAN generator (Wang et al., ECCVW 2018), with BasicSR's module names.
 
-Public checkpoints come in two key layouts: the original ESRGAN/KAIR names (`RRDB_trunk.N.RDB1.conv1`,
-`trunk_conv`, `upconv1`, `upconv2`, `HRconv`) and BasicSR's (`body.N.rdb1.conv1`, `conv_body`, `conv_up1`,
-`conv_up2`, `conv_hr`); `esrgan_to_basicsr` / `basicsr_to_esrgan` translate between them.
+Public checkpoints come in three key layouts: BasicSR's (`body.N.rdb1.conv1`, `conv_body`, `conv_up1`, `conv_up2`,
+`conv_hr`), the ESRGAN/KAIR names (`RRDB_trunk.N.RDB1.conv1`, `trunk_conv`, `upconv1`, `upconv2`, `HRconv`) and
+the old BasicSR `RRDB_Net`'s one flat nn.Sequential (`model.0`, `model.1.sub.N.RDB1.conv1.0`, `model.1.sub.<nb>`,
+`model.3`, `model.6`, `model.8`, `model.10`: the ESRGAN repository's `*_old_arch.pth`, and WGSR, SPSR and SFTGAN's
+code bases); `esrgan_to_basicsr` reads both others, `basicsr_to_esrgan` writes the ESRGAN/KAIR names.
 """
 from __future__ import annotations
 
@@ -30,14 +32,27 @@ class RRDBNet(KorniaRRDBNet):
                          num_grow_ch=num_grow_ch)
 
 
+# the old RRDB_Net's nn.Sequential: fea_conv, ShortcutBlock(RRDBs + LR_conv), (Upsample, conv, LeakyReLU) x 2,
+# HR_conv0 (conv, LeakyReLU), HR_conv1 -> the indices of its convolutions
+_OLD_ARCH_RENAMES = {"0": "conv_first", "3": "conv_up1", "6": "conv_up2", "8": "conv_hr", "10": "conv_last"}
+
+
 def is_esrgan_layout(state: dict[str, torch.Tensor]) -> bool:
-    """True for a state dict with the original ESRGAN/KAIR key names."""
-    return any(k.startswith("RRDB_trunk.") for k in state)
+    """True for a state dict with the ESRGAN/KAIR key names or the old RRDB_Net's."""
+    return any(k.startswith(("RRDB_trunk.", "model.1.sub.")) for k in state)
 
 
 def esrgan_to_basicsr(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename ESRGAN/KAIR keys (`RRDB_trunk.0.RDB1.conv1.weight`, `HRconv.bias`, ...) to BasicSR's."""
+    """Rename ESRGAN/KAIR keys (`RRDB_trunk.0.RDB1.conv1.weight`, `HRconv.bias`, ...) or the old RRDB_Net's
+    (`model.1.sub.0.RDB1.conv1.0.weight`, `model.8.bias`, ...) to BasicSR's."""
+    trunk = {int(m.group(1)) for k in state if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
+    lr_conv = f"model.1.sub.{max(trunk) + 1}." if trunk else None  # LR_conv follows the RRDBs in the shortcut
+
     def rename(key: str) -> str:
+        if lr_conv and key.startswith(lr_conv):
+            return "conv_body." + key[len(lr_conv):]
+        key = re.sub(r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)(?:\.0)?\.", r"body.\1.rdb\2.conv\3.", key)
+        key = re.sub(r"^model\.(\d+)\.", lambda m: f"{_OLD_ARCH_RENAMES.get(m.group(1), m.group(0)[:-1])}.", key)
         key = re.sub(r"^RRDB_trunk\.(\d+)\.RDB(\d)\.", r"body.\1.rdb\2.", key)
         head, _, rest = key.partition(".")
         return f"{_TOP_LEVEL_RENAMES[head]}.{rest}" if head in _TOP_LEVEL_RENAMES else key
