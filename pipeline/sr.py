@@ -1,12 +1,12 @@
-"""Super-resolve (RRDBNet, SwinIR, SRResNet) or restore (NAFNet, scale 1) images with a generator checkpoint, whole or
-in tiles.
+"""Super-resolve (RRDBNet, SwinIR, SRResNet, SPSRNet) or restore (NAFNet, scale 1) images with a generator
+checkpoint, whole or in tiles.
 
     python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
                           [--device cpu|cuda]
 
 The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR, ESRGAN or old RRDB_Net key names,
 with or without a `params`/`params_ema` wrapper; SwinIR in its public layout, classical x2/x4/x8 or real-world x4
-with the nearest+conv upsampler; RankSRGAN's SRResNet x4; NAFNet deraining/deblurring, x1, in
+with the nearest+conv upsampler; RankSRGAN's SRResNet x4; SPSR's SPSRNet x4; NAFNet deraining/deblurring, x1, in
 megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
 (inputs that share a stem are refused). `--tile N` runs the network on N x N input tiles, each with M extra pixels
 of context on every side that are cut away again: memory stays bounded, and the result equals the whole-image one
@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from pipeline.archs.nafnet import NAFNet, nafnet_config_from_state
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
+from pipeline.archs.spsr import SPSRNet, is_spsr_layout, spsr_config_from_state, spsr_from_upstream
 from pipeline.archs.srresnet import SRResNet, srresnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.checkpoint import CheckpointError, key_mismatch, load_into, load_state_dict
@@ -44,8 +45,8 @@ SRRESNET_KEY = "LRconv.weight"  # RankSRGAN's SRResNet; BasicSR's MSRResNet has 
 
 
 def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) -> nn.Module:
-    """The network a checkpoint holds (RRDBNet, SwinIR, SRResNet or NAFNet), sized from its tensors, loaded, in
-    eval mode.
+    """The network a checkpoint holds (RRDBNet, SwinIR, SRResNet, SPSRNet or NAFNet), sized from its tensors, loaded,
+    in eval mode.
 
     Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
     the weights fit none of the networks, naming the first missing and unexpected keys (and the file).
@@ -53,9 +54,13 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     if isinstance(state_or_path, (str, os.PathLike)):
         return read_generator(state_or_path)[0]
     state = dict(state_or_path)
-    if is_esrgan_layout(state):
+    if is_spsr_layout(state):
+        state = spsr_from_upstream(state)
+    elif is_esrgan_layout(state):
         state = esrgan_to_basicsr(state)
-    if SWINIR_KEY in state:
+    if is_spsr_layout(state):
+        net = SPSRNet(**spsr_config_from_state(state))
+    elif SWINIR_KEY in state:
         net = SwinIR(**swinir_config_from_state(state))
     elif RRDBNET_KEY in state:
         net = RRDBNet(**rrdbnet_config_from_state(state))
@@ -66,7 +71,7 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     else:
         reference = list(RRDBNet(num_feat=1, num_grow_ch=1).state_dict())  # key names do not depend on widths
         raise CheckpointError("checkpoint fits none of RRDBNet (BasicSR, ESRGAN or old RRDB_Net key names), SwinIR, "
-                              "SRResNet and NAFNet: " + key_mismatch(reference, list(state)))
+                              "SRResNet, SPSRNet and NAFNet: " + key_mismatch(reference, list(state)))
     load_into(net, state)
     return net.eval()
 

@@ -86,6 +86,69 @@ class OldRRDBNet(torch.nn.Module):
         return self.model(x)
 
 
+class _Gradient(torch.nn.Module):
+    """Get_gradient_nopadding: fixed kernels kept as parameters (so in the state dict), one channel at a time."""
+
+    def __init__(self):
+        super().__init__()
+        v = torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        self.weight_h = torch.nn.Parameter(v.t().reshape(1, 1, 3, 3).clone(), requires_grad=False)
+        self.weight_v = torch.nn.Parameter(v.reshape(1, 1, 3, 3), requires_grad=False)
+
+    def forward(self, x):
+        grads = []
+        for i in range(x.shape[1]):
+            c = x[:, i:i + 1]
+            grads.append(torch.sqrt(torch.nn.functional.conv2d(c, self.weight_v, padding=1) ** 2
+                                    + torch.nn.functional.conv2d(c, self.weight_h, padding=1) ** 2 + 1e-6))
+        return torch.cat(grads, 1)
+
+
+class UpstreamSPSRNet(torch.nn.Module):
+    """SPSR's SPSRNet module tree, whose state dict is spsr.pth's (Maclory/SPSR commit 881e7811:
+    code/models/modules/architecture.py and block.py): the old RRDB_Net's `model` Sequential, into which
+    HR_conv0_new's modules are flattened (so they appear under both names), and the gradient and fusion branches,
+    computing as upstream does."""
+
+    def __init__(self, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32):
+        super().__init__()
+        nf, lrelu = num_feat, (lambda: torch.nn.LeakyReLU(0.2))
+        conv = lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, 1, 1)  # noqa: E731
+        up = lambda: [torch.nn.Upsample(scale_factor=2, mode="nearest"), conv(nf, nf), lrelu()]  # noqa: E731
+        self.HR_conv0_new = torch.nn.Sequential(conv(nf, nf), lrelu())
+        self.HR_conv1_new = conv(nf, nf)
+        trunk = torch.nn.Sequential(*(_OldRRDB(nf, num_grow_ch) for _ in range(num_block)), conv(nf, nf))
+        self.model = torch.nn.Sequential(conv(3, nf), _Shortcut(trunk), *up(), *up(), *self.HR_conv0_new)
+        self.get_g_nopadding = _Gradient()
+        self.b_fea_conv = conv(3, nf)
+        for k in range(1, 5):
+            setattr(self, f"b_concat_{k}", conv(2 * nf, nf))
+            setattr(self, f"b_block_{k}", _OldRRDB(2 * nf, 32))
+        self.b_LR_conv = conv(nf, nf)
+        self.b_module = torch.nn.Sequential(*up(), *up(), conv(nf, nf), lrelu(), conv(nf, nf))
+        self.conv_w = torch.nn.Conv2d(nf, 3, 1)
+        self.f_concat = conv(2 * nf, nf)
+        self.f_block = _OldRRDB(2 * nf, 32)
+        self.f_HR_conv0 = torch.nn.Sequential(conv(nf, nf), lrelu())
+        self.f_HR_conv1 = conv(nf, 3)
+
+    def forward(self, x):
+        grad = self.get_g_nopadding(x)
+        x = self.model[0](x)
+        blocks, x_ori, taps = self.model[1].sub, x, []
+        for i in range(20):
+            x = blocks[i](x)
+            if i % 5 == 4:
+                taps.append(x)
+        x = self.HR_conv1_new(self.model[2:](x_ori + blocks[20:](x)))
+        b_fea = self.b_fea_conv(grad)
+        b = b_fea
+        for k, tap in enumerate(taps, start=1):
+            b = getattr(self, f"b_concat_{k}")(getattr(self, f"b_block_{k}")(torch.cat([b, tap], 1)))
+        branch = self.b_module(self.b_LR_conv(b) + b_fea)
+        return self.f_HR_conv1(self.f_HR_conv0(self.f_concat(self.f_block(torch.cat([branch, x], 1)))))
+
+
 def _png(rng: np.random.Generator, h: int, w: int, fmt: str = "PNG") -> bytes:
     """A smooth random image (so bicubic resizing and NIQE see structure, not pure noise)."""
     small = rng.integers(0, 256, (max(h // 8, 2), max(w // 8, 2), 3), dtype=np.uint8)
@@ -306,9 +369,10 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     # and DualFormer's RRDBNets as their BasicSR trainers save them with EMA on ({'params': ..., 'params_ema': ...}:
     # basicsr/models/srgan_model.py save, inherited by LDL's models, and DualFormer's srgan_spec_model.py save)
     # RankSRGAN's mmsr_RankSRGAN_NIQE.pth (XPixelGroup/RankSRGAN codes/models/base_model.py save_network: the bare
-    # state dict) and WGSR's WGSR_2lvl_G.pth (the old RRDB_Net's bare state dict, codes/models/base_model.py)
+    # state dict), WGSR's WGSR_2lvl_G.pth (the old RRDB_Net's bare state dict, codes/models/base_model.py)
     return {"ranksrgan_niqe_x4": _torch_bytes(SRResNet().state_dict()),  # its test options: nf 64, nb 16
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
+            "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),
             "nafnet_gopro_width32": _torch_bytes({"params": NAFNet(**model_cfg["nafnet"]).state_dict()}),
             **{name: _torch_bytes({"params": rrdb(), "params_ema": rrdb()})

@@ -8,12 +8,13 @@ from kornia.models.rrdbnet import RRDBNet as KorniaRRDBNet
 
 from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basicsr, is_esrgan_layout,
                                     rrdbnet_config_from_state)
+from pipeline.archs.spsr import SPSRNet, gradient_map
 from pipeline.archs.srresnet import SRResNet
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from pipeline.sr import build_generator
-from paper_standins import OldRRDBNet
+from paper_standins import OldRRDBNet, UpstreamSPSRNet
 
 TINY_RRDB = dict(num_feat=8, num_block=2, num_grow_ch=4)
 TINY_SWINIR = dict(img_size=16, embed_dim=16, depths=(2, 3), num_heads=(2, 4), window_size=4, mlp_ratio=2.0,
@@ -78,6 +79,27 @@ def test_old_rrdb_net_layout_loads_and_computes_as_upstream():
     x = lr_batch()
     with torch.no_grad():
         assert torch.allclose(build_generator(state)(x), old(x), atol=1e-6)
+
+
+def test_spsr_checkpoint_loads_and_computes_as_upstream(tmp_path):
+    torch.manual_seed(0)
+    upstream = UpstreamSPSRNet(num_feat=8, num_block=21, num_grow_ch=4).eval()
+    state = upstream.state_dict()
+    assert {"model.8.weight", "HR_conv0_new.0.weight", "HR_conv1_new.bias", "b_module.8.weight", "conv_w.weight",
+            "get_g_nopadding.weight_h", "f_block.RDB3.conv5.bias", "b_block_4.RDB1.conv1.0.weight",
+            "model.1.sub.21.weight"} <= set(state)
+    path = tmp_path / "spsr.pth"
+    torch.save(state, path)  # the bare state dict, as SPSR's base_model.save_network writes it
+    net = build_generator(path)
+    x = lr_batch(12, 10)
+    with torch.no_grad():
+        out = net(x)
+        assert isinstance(net, SPSRNet) and out.shape == (1, 3, 48, 40)
+        assert torch.allclose(out, upstream(x), atol=1e-5)
+        assert torch.allclose(gradient_map(x), upstream.get_g_nopadding(x), atol=1e-6)
+    state["get_g_nopadding.weight_h"] = state["get_g_nopadding.weight_h"] * 2
+    with pytest.raises(CheckpointError, match="weight_h is not SPSR's fixed gradient kernel"):
+        build_generator(state)
 
 
 def test_srresnet_is_ranksrgans_generator_in_its_key_names(tmp_path):

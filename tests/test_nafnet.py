@@ -140,7 +140,7 @@ def test_partial_or_misshapen_state_dicts_raise_checkpoint_errors_naming_keys(tm
     with pytest.raises(CheckpointError, match=r"no_ending\.pth: not a NAFNet state dict: missing keys ending\.weight"):
         read_generator(path)
 
-    with pytest.raises(CheckpointError, match="fits none of RRDBNet .* SwinIR, SRResNet and NAFNet: missing keys"):
+    with pytest.raises(CheckpointError, match="fits none of RRDBNet .* SwinIR, SRResNet, SPSRNet and NAFNet: missing keys"):
         build_generator({"conv.weight": torch.zeros(1)})
 
 
