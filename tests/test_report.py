@@ -212,8 +212,11 @@ def test_header_says_profile_weights_and_revision(page):
     assert "random (seed 0)" in parser.ids["weights"] and "models/sfd: clip" in parser.ids["weights"]
     assert "2026-11-01" in html
     assert "vgg19-dcbb9e9d.pth" in parser.ids["downloads"] and "torchvision file name" in parser.ids["downloads"]
-    assert "Random stand-ins." in html and "clip_rn50_openai (open_clip_model.safetensors)" in html  # its pin
-    assert "vgg19 (vgg19-dcbb9e9d.pth)" not in html                                                   # says random
+    assert "Random stand-ins.</strong> 1 downloaded file(s)" in html  # the pin of clip_rn50_openai says random
+    downloads = html[html.index('id="downloads"'):]
+    row_of = lambda file: downloads[downloads.rindex("<tr", 0, downloads.index(file)):]  # noqa: E731
+    assert row_of("open_clip_model.safetensors").startswith('<tr class="random">')  # highlighted in the appendix
+    assert row_of("vgg19-dcbb9e9d.pth").startswith('<tr class="">')                 # its source does not say random
     assert "lambda4" in parser.ids["params"] and "prompt_logit_scale" in parser.ids["choices"]
 
 
@@ -262,8 +265,10 @@ def test_best_per_line_respects_the_metric_direction(tmp_path):
     assert (lpips.cells[baseline].rank, lpips.cells[ours].rank, lpips.cells[public].rank) == (1, 2, None)
     assert psnr.cells[ours].paper == 31.63 and psnr.cells[ours].diff == pytest.approx(31.0 - 31.63)
     # A paper column nobody reproduces is n/a with its reason, and is never ranked.
-    rank_srgan = psnr.cells[_col(t1, "SRGAN")]
-    assert rank_srgan.ours is None and "not reproduced" in rank_srgan.reason and rank_srgan.rank is None
+    srgan, ranksrgan = psnr.cells[_col(t1, "SRGAN")], psnr.cells[_col(t1, "RankSRGAN")]
+    assert srgan.ours is None and srgan.rank is None and "SRGAN's authors published no weights" in srgan.reason
+    # a method with public weights says how to evaluate them
+    assert ranksrgan.ours is None and "listing it under <profile>.eval_sr.external" in ranksrgan.reason
 
 
 def test_mark_best_directions_and_ties():

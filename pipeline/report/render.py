@@ -182,7 +182,7 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "date": date,
         "weights": weights,
         "random_weights": [w["network"] for w in weights if w["random"]],
-        "random_files": [f"{d['entry']} ({d['file']})" for d in downloads if d["random"]],
+        "random_files": [d["file"] for d in downloads if d["random"]],
         "downloads": downloads,
         "datasets": datasets,
         "stale": stale,

@@ -50,6 +50,16 @@ TABLE4_COLUMNS = {"sfd_iqa_baseline": "Baseline", "sfd_iqa_featd": "w/ Feat-D", 
 NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not train (evaluate its public "
                      "checkpoint by listing it under <profile>.eval_sr.external, named after this column with "
                      "'-public')")
+# Comparison methods of Tables 1-2 that no public checkpoint lets this pipeline run, and why (checked in their
+# repositories; the README lists every comparison method).
+NOT_RUNNABLE_SR = {
+    "SRGAN": "not reproduced: SRGAN's authors published no weights (RankSRGAN's folder holds a BasicSR "
+             "re-implementation whose layout no code there reads)",
+    "SFTGAN": "not reproduced: SFTGAN conditions on the probability maps of its own segmentation network "
+              "(OutdoorSceneSeg), which this pipeline does not implement",
+    "SeD": "not reproduced: SeD publishes no SR weights (lbc12345/SeD links only its PSNR-oriented "
+           "initialisations; its issue #25 asks for them)",
+}
 NOT_REPRODUCED_IQA = "not reproduced: no implementation of this method runs in this pipeline (pyiqa lacks it)"
 NOT_TRAINED_RESTORE = "not trained: no run of the run table (runs.restore_*) fills this row for this task"
 
@@ -337,7 +347,8 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: Records | None, missing:
             cells = []
             for i, model in enumerate(col_models):
                 cell = Cell(metric, paper=paper.get((bench, metric, methods[i])) if i < len(methods) else None)
-                cells.append(_fill(cell, sr, missing, NOT_REPRODUCED_SR, model, bench, [(s, "") for s in our_sets]))
+                why = NOT_RUNNABLE_SR.get(methods[i], NOT_REPRODUCED_SR) if i < len(methods) else NOT_REPRODUCED_SR
+                cells.append(_fill(cell, sr, missing, why, model, bench, [(s, "") for s in our_sets]))
             rows.append(Row((bench, METRIC_NAMES.get(metric, metric)), cells,
                             ours_only=bench not in benchmarks or metric not in paper_metrics))
     return Table(table_id, CAPTIONS[table_id], ("Benchmark", "Metric"), columns, rows, "row").finish()
