@@ -246,6 +246,13 @@ def test_lines_without_ours_fold_into_a_paper_only_block(tmp_path):
     notes = [t1.notes[n - 1] for n in paper_only.notes]
     assert any(n.startswith("not reproduced") for n in notes) and "Set14 is not evaluated in the quick profile" in notes
     assert not any(n.startswith("not evaluated: bicubic") for n in notes)  # a reason of a cell outside the block
+    # Table 4's metrics are its first row label: a row folds with its sub-type, whatever the metric
+    t4 = _fixture_tables(tmp_path / "t4")["table4"]
+    main, paper_only = t4.grids
+    assert {r.labels[1] for r in main.rows} == {"KonIQ-10k. Train", "quick_distortions. jpeg"}
+    assert {r.labels[0] for r in main.rows} == {"PLCC", "SRCC", "KRCC"}
+    assert {r.labels[1] for r in paper_only.rows} == {"PIPAL. Trad.SR", "PIPAL. PSNR.SR", "PIPAL. GAN.SR",
+                                                      "KonIQ-10k. Val", "KonIQ-10k. Test"}
 
 
 def test_a_wide_table_splits_between_its_column_groups():

@@ -202,9 +202,12 @@ MAX_COLUMNS, MAX_PAPER_COLUMNS = 10, 13
 
 def layout(table: Table) -> list[Grid]:
     """The blocks a table prints as. Rows and columns that hold none of our values fold into one paper-only block
-    (the paper's values alone), so our values lead; a row folds with its benchmark or subset (the first row label
-    of a table whose metrics are rows), a column with its group. Blocks wider than the page split by columns."""
-    row_unit = (lambda r: r.labels[:-1] or r.labels) if table.compare == "row" else (lambda r: r.labels)
+    (the paper's values alone), so our values lead; in a table whose metrics are rows a row folds with its
+    benchmark or subset, a column with its group. Blocks wider than the page split by columns."""
+    def row_unit(r: Row) -> tuple[str, ...]:  # a metric's line folds with its benchmark or subset, not alone
+        metric = METRIC_NAMES.get(r.cells[0].metric, r.cells[0].metric) if table.compare == "row" else None
+        return tuple(label for label in r.labels if label != metric)
+
     col_unit = [h.group or i for i, h in enumerate(table.columns)]
     ours_units = {row_unit(r) for r in table.rows if any(c.ours is not None for c in r.cells)}
     ours_cols = {col_unit[j] for r in table.rows for j, c in enumerate(r.cells) if c.ours is not None}
