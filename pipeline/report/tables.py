@@ -7,7 +7,8 @@ empty): each table is a pivot of both. A model or
 method of ours fills the paper's column (or row) of its counterpart; ours without a counterpart (bicubic, the PSNR
 model, the ablation variants, quick-profile sets) are added after the paper's, marked "ours only". Every cell we
 could not fill says why. The best and second-best of our values are marked along each metric's line (a row where
-the paper's metrics are rows, a column where they are columns), as the paper marks its own.
+the paper's metrics are rows, a column where they are columns), as the paper marks its own. A table prints as
+blocks (`layout`): ours first, split to fit an A4 landscape page, then the paper's values where we have none.
 """
 from __future__ import annotations
 
