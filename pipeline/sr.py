@@ -54,11 +54,12 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     if isinstance(state_or_path, (str, os.PathLike)):
         return read_generator(state_or_path)[0]
     state = dict(state_or_path)
-    if is_spsr_layout(state):
+    spsr = is_spsr_layout(state)  # its trunk is in the old RRDB_Net layout too: renamed with its branches
+    if spsr:
         state = spsr_from_upstream(state)
     elif is_esrgan_layout(state):
         state = esrgan_to_basicsr(state)
-    if is_spsr_layout(state):
+    if spsr:
         net = SPSRNet(**spsr_config_from_state(state))
     elif SWINIR_KEY in state:
         net = SwinIR(**swinir_config_from_state(state))

@@ -68,6 +68,20 @@ class _Shortcut(torch.nn.Module):
         return x + self.sub(x)
 
 
+def _conv(c_in: int, c_out: int) -> torch.nn.Conv2d:
+    return torch.nn.Conv2d(c_in, c_out, 3, 1, 1)
+
+
+def _upconv(nf: int) -> list[torch.nn.Module]:
+    """upconv_blcok, flattened: nearest x2, conv, LeakyReLU 0.2."""
+    return [torch.nn.Upsample(scale_factor=2, mode="nearest"), _conv(nf, nf), torch.nn.LeakyReLU(0.2)]
+
+
+def _old_trunk(nf: int, nb: int, gc: int) -> _Shortcut:
+    """ShortcutBlock(RRDBs + LR_conv): model.1 of the old RRDB_Net."""
+    return _Shortcut(torch.nn.Sequential(*(_OldRRDB(nf, gc) for _ in range(nb)), _conv(nf, nf)))
+
+
 class OldRRDBNet(torch.nn.Module):
     """The old BasicSR RRDB_Net's module tree, whose state dict is WGSR's checkpoints' (mandalinadagi/WGSR commit
     0596d929: codes/models/modules/architecture.py RRDB_Net and block.py, which flattens every conv_block into one
@@ -76,11 +90,9 @@ class OldRRDBNet(torch.nn.Module):
 
     def __init__(self, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32):
         super().__init__()
-        conv, nf = (lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, 1, 1)), num_feat
-        up = lambda: [torch.nn.Upsample(scale_factor=2, mode="nearest"), conv(nf, nf), torch.nn.LeakyReLU(0.2)]  # noqa: E731
-        trunk = torch.nn.Sequential(*(_OldRRDB(nf, num_grow_ch) for _ in range(num_block)), conv(nf, nf))
-        self.model = torch.nn.Sequential(conv(3, nf), _Shortcut(trunk), *up(), *up(), conv(nf, nf),
-                                         torch.nn.LeakyReLU(0.2), conv(nf, 3))
+        nf = num_feat
+        self.model = torch.nn.Sequential(_conv(3, nf), _old_trunk(nf, num_block, num_grow_ch), *_upconv(nf),
+                                         *_upconv(nf), _conv(nf, nf), torch.nn.LeakyReLU(0.2), _conv(nf, 3))
 
     def forward(self, x):
         return self.model(x)
@@ -113,24 +125,22 @@ class UpstreamSPSRNet(torch.nn.Module):
     def __init__(self, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32):
         super().__init__()
         nf, lrelu = num_feat, (lambda: torch.nn.LeakyReLU(0.2))
-        conv = lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, 1, 1)  # noqa: E731
-        up = lambda: [torch.nn.Upsample(scale_factor=2, mode="nearest"), conv(nf, nf), lrelu()]  # noqa: E731
-        self.HR_conv0_new = torch.nn.Sequential(conv(nf, nf), lrelu())
-        self.HR_conv1_new = conv(nf, nf)
-        trunk = torch.nn.Sequential(*(_OldRRDB(nf, num_grow_ch) for _ in range(num_block)), conv(nf, nf))
-        self.model = torch.nn.Sequential(conv(3, nf), _Shortcut(trunk), *up(), *up(), *self.HR_conv0_new)
+        self.HR_conv0_new = torch.nn.Sequential(_conv(nf, nf), lrelu())
+        self.HR_conv1_new = _conv(nf, nf)
+        self.model = torch.nn.Sequential(_conv(3, nf), _old_trunk(nf, num_block, num_grow_ch), *_upconv(nf),
+                                         *_upconv(nf), *self.HR_conv0_new)
         self.get_g_nopadding = _Gradient()
-        self.b_fea_conv = conv(3, nf)
+        self.b_fea_conv = _conv(3, nf)
         for k in range(1, 5):
-            setattr(self, f"b_concat_{k}", conv(2 * nf, nf))
+            setattr(self, f"b_concat_{k}", _conv(2 * nf, nf))
             setattr(self, f"b_block_{k}", _OldRRDB(2 * nf, 32))
-        self.b_LR_conv = conv(nf, nf)
-        self.b_module = torch.nn.Sequential(*up(), *up(), conv(nf, nf), lrelu(), conv(nf, nf))
+        self.b_LR_conv = _conv(nf, nf)
+        self.b_module = torch.nn.Sequential(*_upconv(nf), *_upconv(nf), _conv(nf, nf), lrelu(), _conv(nf, nf))
         self.conv_w = torch.nn.Conv2d(nf, 3, 1)
-        self.f_concat = conv(2 * nf, nf)
+        self.f_concat = _conv(2 * nf, nf)
         self.f_block = _OldRRDB(2 * nf, 32)
-        self.f_HR_conv0 = torch.nn.Sequential(conv(nf, nf), lrelu())
-        self.f_HR_conv1 = conv(nf, 3)
+        self.f_HR_conv0 = torch.nn.Sequential(_conv(nf, nf), lrelu())
+        self.f_HR_conv1 = _conv(nf, 3)
 
     def forward(self, x):
         grad = self.get_g_nopadding(x)

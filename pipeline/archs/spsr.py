@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from kornia.models.rrdbnet import RRDB
 from torch import nn
 
-from pipeline.archs.rrdbnet import esrgan_to_basicsr
+from pipeline.archs.rrdbnet import esrgan_to_basicsr, rrdbnet_config_from_state
 from pipeline.checkpoint import CheckpointError
 
 # The gradient operator's fixed kernels, stored in upstream's state dict as get_g_nopadding.weight_v / weight_h.
@@ -120,13 +120,8 @@ def spsr_from_upstream(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 def spsr_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, int]:
-    """SPSRNet constructor arguments read off a renamed state dict's tensor shapes."""
-    absent = [k for k in ("conv_first.weight", "conv_last.weight", "body.0.rdb1.conv1.weight") if k not in state]
-    if absent:
-        raise CheckpointError(f"not an SPSRNet state dict: missing keys {', '.join(absent)}")
-    blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
-    if max(blocks) + 1 < 20:
-        raise CheckpointError(f"an SPSRNet with {max(blocks) + 1} trunk blocks: its branch needs at least 20")
-    return {"num_in_ch": state["conv_first.weight"].shape[1], "num_out_ch": state["conv_last.weight"].shape[0],
-            "num_feat": state["conv_first.weight"].shape[0], "num_block": max(blocks) + 1,
-            "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0]}
+    """SPSRNet constructor arguments read off a renamed state dict's tensor shapes: its trunk's, as RRDBNet's."""
+    config = rrdbnet_config_from_state(state)
+    if config["num_block"] < 20:
+        raise CheckpointError(f"an SPSRNet with {config['num_block']} trunk blocks: its branch needs at least 20")
+    return config

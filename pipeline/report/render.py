@@ -149,11 +149,11 @@ def dataset_rows(metrics_dir: Path, sr: Records | None, iqa: Records | None, tsn
     return rows
 
 
-def summary_line(revision: str, date: str, datasets: list[dict], weights: list[dict], downloads: list[dict]) -> str:
-    """The report's provenance in one line; the appendix has it in full."""
-    random_weights, random_files = sum(w["random"] for w in weights), sum(d["random"] for d in downloads)
-    return (f"git {revision} · {date} · {len(datasets)} sets evaluated · weights of {len(weights)} networks, "
-            f"{random_weights} random · {len(downloads)} downloaded files verified, {random_files} random stand-ins "
+def summary_line(revision: str, date: str, datasets: int, networks: int, random_networks: int, files: int,
+                 random_files: int) -> str:
+    """The report's provenance in one line (counts); the appendix has it in full."""
+    return (f"git {revision} · {date} · {datasets} sets evaluated · weights of {networks} networks, "
+            f"{random_networks} random · {files} downloaded files verified, {random_files} random stand-ins "
             f"· provenance, protocol, choices and params: appendix")
 
 
@@ -175,14 +175,17 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
                if d is None]
     revision, date = git_revision(repo), (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     datasets = dataset_rows(metrics_dir, sr_records, iqa_records, tsne, restore_records)
+    random_weights = [w["network"] for w in weights if w["random"]]
+    random_files = [d["file"] for d in downloads if d["random"]]
     return {
         "profile": profile,
-        "summary": summary_line(revision, date, datasets, weights, downloads),
+        "summary": summary_line(revision, date, len(datasets), len(weights), len(random_weights), len(downloads),
+                                len(random_files)),
         "revision": revision,
         "date": date,
         "weights": weights,
-        "random_weights": [w["network"] for w in weights if w["random"]],
-        "random_files": [d["file"] for d in downloads if d["random"]],
+        "random_weights": random_weights,
+        "random_files": random_files,
         "downloads": downloads,
         "datasets": datasets,
         "stale": stale,

@@ -238,8 +238,7 @@ def _pack(units: list[list[int]], cap: int) -> list[list[int]]:
 def _split(table: Table, rows: list[int], cols: list[int], paper_only: bool, most: int,
            shown: set[tuple[int, int]] = frozenset()) -> list[Grid]:
     """Blocks of `rows` x `cols` of `table`, cut between column groups into as few parts of <= `most` columns as
-    can be, as even as can be; a cell
-    in `shown` (printed beside ours in a block above) is None."""
+    can be, as even as can be; a cell in `shown` (printed beside ours in a block above) is None."""
     units: list[list[int]] = []
     for j in cols:
         if units and table.columns[j].group and table.columns[units[-1][-1]].group == table.columns[j].group:
@@ -351,8 +350,8 @@ def sr_table(table_id: str, paper_rows: list[dict], sr: Records | None, missing:
             cells = []
             for i, model in enumerate(col_models):
                 cell = Cell(metric, paper=paper.get((bench, metric, methods[i])) if i < len(methods) else None)
-                why = NOT_RUNNABLE_SR.get(methods[i], NOT_REPRODUCED_SR) if i < len(methods) else NOT_REPRODUCED_SR
-                cells.append(_fill(cell, sr, missing, why, model, bench, [(s, "") for s in our_sets]))
+                cells.append(_fill(cell, sr, missing, NOT_RUNNABLE_SR.get(columns[i].label, NOT_REPRODUCED_SR),
+                                   model, bench, [(s, "") for s in our_sets]))
             rows.append(Row((bench, METRIC_NAMES.get(metric, metric)), cells,
                             ours_only=bench not in benchmarks or metric not in paper_metrics))
     return Table(table_id, CAPTIONS[table_id], ("Benchmark", "Metric"), columns, rows, "row").finish()
