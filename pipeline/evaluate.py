@@ -122,6 +122,7 @@ class SRModel(NamedTuple):
     table: str
     external: bool = False
     key: str | None = None  # the wrapper key an external checkpoint is read from (its authors' param_key)
+    prior: Path | None = None  # the weights of the network that conditions it (SFTGAN's segmentation)
 
 
 def sr_models(cfg: dict, tables: dict[str, list[str]], models_dir: Path = MODELS) -> list[SRModel]:
@@ -129,8 +130,8 @@ def sr_models(cfg: dict, tables: dict[str, list[str]], models_dir: Path = MODELS
     checkpoints."""
     models = [SRModel(name, None if name == BICUBIC else models_dir / name / "generator.safetensors", table)
               for table in SR_TABLES for name in (BICUBIC, *tables[table])]
-    models += [SRModel(e["name"], Path(e["weights"]), e["table"], external=True, key=e.get("key"))
-               for e in cfg["external"]]
+    models += [SRModel(e["name"], Path(e["weights"]), e["table"], external=True, key=e.get("key"),
+                       prior=Path(e["prior"]) if e.get("prior") else None) for e in cfg["external"]]
     seen = set()
     for m in models:
         if m.table not in SR_TABLES:
@@ -153,12 +154,13 @@ def load_upscaler(model: SRModel, scale: int, tile: int, overlap: int,
     """(LR uint8 -> SR uint8, a description of the weights) for one model."""
     if model.weights is None:
         return (lambda lr: bicubic_upscale(lr, scale)), BICUBIC_WEIGHTS
-    net, meta = read_generator(model.weights, model.key)
+    net, meta = read_generator(model.weights, model.key, model.prior)
     net = net.to(device)
     if net.scale != scale:
         raise CheckpointError(f"{model.weights} is a x{net.scale} network; the evaluation is x{scale}")
     if model.external:
-        description = f"public checkpoint {model.weights}" + (f" (its {model.key!r} weights)" if model.key else "")
+        description = f"public checkpoint {model.weights}" + (f" (its {model.key!r} weights)" if model.key else "") \
+            + (f", conditioned by {model.prior}" if model.prior else "")
     else:
         description = f"{model.weights}" + (f" (source: {meta['source']})" if "source" in meta else "")
         info = model.weights.with_name("weights.json")

@@ -2,9 +2,11 @@
 
     python -m pipeline.onnx_export --weights FILE --output MODEL.onnx [--opset N]
 
-Any checkpoint `python -m pipeline.sr` loads (RRDBNet, SwinIR, NAFNet; sizes read off the file). The graph takes
-`input`, N x 3 x H x W RGB in [0, 1], and gives `output`, N x 3 x sH x sW (s: the network's scale), with batch,
-height and width dynamic; clamp and round the output to 8 bits as the SR CLI does.
+Any checkpoint `python -m pipeline.sr` loads (RRDBNet, SwinIR, NAFNet; sizes read off the file) but SFTGAN's, whose
+segmentation input is a MATLAB-bicubic upsampling with weights computed for one image size (a traced graph would
+keep those of the example input). The graph takes `input`, N x 3 x H x W RGB in [0, 1], and gives `output`,
+N x 3 x sH x sW (s: the network's scale), with batch, height and width dynamic; clamp and round the output to 8 bits
+as the SR CLI does.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.archs.sftgan import PriorMissing
 from pipeline.checkpoint import CheckpointError
 from pipeline.fileio import atomic_path
 from pipeline.sr import read_generator
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         net, _ = read_generator(args.weights)
+    except PriorMissing:
+        print(f"error: {args.weights}: SFTGAN is not exported: its segmentation input, a MATLAB-bicubic upsampling, "
+              f"has weights for one image size, which an ONNX graph cannot keep dynamic", file=sys.stderr)
+        return 2
     except CheckpointError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2

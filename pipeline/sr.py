@@ -1,13 +1,14 @@
-"""Super-resolve (RRDBNet, SwinIR, SRResNet, SPSRNet) or restore (NAFNet, scale 1) images with a generator
+"""Super-resolve (RRDBNet, SwinIR, SRResNet, SPSRNet, SFTGAN) or restore (NAFNet, scale 1) images with a generator
 checkpoint, whole or in tiles.
 
-    python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--tile N] [--tile-overlap M]
-                          [--device cpu|cuda]
+    python -m pipeline.sr --weights FILE --input IMAGE_OR_FOLDER --output DIR [--prior FILE] [--tile N]
+                          [--tile-overlap M] [--device cpu|cuda]
 
 The network and its sizes are read off the checkpoint (RRDBNet x4 in BasicSR, ESRGAN or old RRDB_Net key names,
 with or without a `params`/`params_ema` wrapper; SwinIR in its public layout, classical x2/x4/x8 or real-world x4
-with the nearest+conv upsampler; RankSRGAN's SRResNet x4; SPSR's SPSRNet x4; NAFNet deraining/deblurring, x1, in
-megvii-research/NAFNet's layout), so no size flags are needed. Outputs are PNGs named after the input stems
+with the nearest+conv upsampler; RankSRGAN's SRResNet x4; SPSR's SPSRNet x4; SFTGAN's SFT_Net_torch x4, with its
+segmentation network's weights as `--prior`; NAFNet deraining/deblurring, x1, in megvii-research/NAFNet's layout),
+so no size flags are needed. Outputs are PNGs named after the input stems
 (inputs that share a stem are refused). `--tile N` runs the network on N x N input tiles, each with M extra pixels
 of context on every side that are cut away again: memory stays bounded, and the result equals the whole-image one
 wherever the overlap covers the network's receptive field (for SwinIR, whose windows follow the tile origin, it is
@@ -30,6 +31,8 @@ from tqdm import tqdm
 
 from pipeline.archs.nafnet import NAFNet, nafnet_config_from_state
 from pipeline.archs.rrdbnet import RRDBNet, esrgan_to_basicsr, is_esrgan_layout, rrdbnet_config_from_state
+from pipeline.archs.sftgan import (SFTGAN, OutdoorSceneSeg, PriorMissing, SFTNet, is_sftgan_layout,
+                                   seg_config_from_state, sftnet_config_from_state, with_batch_counts)
 from pipeline.archs.spsr import SPSRNet, is_spsr_layout, spsr_config_from_state, spsr_from_upstream
 from pipeline.archs.srresnet import SRResNet, srresnet_config_from_state
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
@@ -44,16 +47,21 @@ NAFNET_KEY = "intro.weight"  # every NAFNet has it, whatever its block counts
 SRRESNET_KEY = "LRconv.weight"  # RankSRGAN's SRResNet; BasicSR's MSRResNet has no conv after its trunk
 
 
-def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) -> nn.Module:
-    """The network a checkpoint holds (RRDBNet, SwinIR, SRResNet, SPSRNet or NAFNet), sized from its tensors, loaded,
-    in eval mode.
+def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike,
+                    prior: dict[str, torch.Tensor] | str | os.PathLike | None = None) -> nn.Module:
+    """The network a checkpoint holds (RRDBNet, SwinIR, SRResNet, SPSRNet, SFTGAN or NAFNet), sized from its tensors,
+    loaded, in eval mode. `prior` is the network whose output conditions the generator: SFTGAN's OutdoorSceneSeg.
 
-    Accepts a state dict or a weights file (read safely through pipeline.checkpoint). Raises CheckpointError when
+    Accepts state dicts or weights files (read safely through pipeline.checkpoint). Raises CheckpointError when
     the weights fit none of the networks, naming the first missing and unexpected keys (and the file).
     """
     if isinstance(state_or_path, (str, os.PathLike)):
-        return read_generator(state_or_path)[0]
+        return read_generator(state_or_path, prior=prior)[0]
     state = dict(state_or_path)
+    if is_sftgan_layout(state):
+        return _build_sftgan(state, prior)
+    if prior is not None:
+        raise CheckpointError("a prior network was given, but only SFTGAN's generator takes one")
     spsr = is_spsr_layout(state)  # its trunk is in the old RRDB_Net layout too: renamed with its branches
     if spsr:
         state = spsr_from_upstream(state)
@@ -77,14 +85,28 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike) 
     return net.eval()
 
 
-def read_generator(path: str | os.PathLike, key: str | None = None) -> tuple[nn.Module, dict[str, str]]:
-    """build_generator of a weights file (its wrapper's `key` state, if given), and the file's metadata; every
-    CheckpointError names the file."""
+def _build_sftgan(state: dict[str, torch.Tensor], prior: dict[str, torch.Tensor] | str | os.PathLike | None) -> SFTGAN:
+    if prior is None:
+        raise PriorMissing("an SFTGAN generator: it needs its segmentation network's weights (SFTGAN's "
+                              "segmentation_OST_bic.pth) as the prior")
+    if not isinstance(prior, dict):
+        prior = load_state_dict(prior)[0]  # its errors name the file
+    seg = OutdoorSceneSeg(**seg_config_from_state(prior))
+    net = SFTGAN(seg, SFTNet(**sftnet_config_from_state(state)))
+    load_into(net, {**{f"seg.{k}": v for k, v in with_batch_counts(prior, seg).items()},
+                    **{f"sr.{k}": v for k, v in state.items()}})
+    return net.eval()
+
+
+def read_generator(path: str | os.PathLike, key: str | None = None,
+                   prior: str | os.PathLike | None = None) -> tuple[nn.Module, dict[str, str]]:
+    """build_generator of a weights file (its wrapper's `key` state, if given; `prior` a weights file), and the
+    file's metadata; every CheckpointError names the file."""
     state, meta = load_state_dict(path, key)  # its errors name the file
     try:
-        return build_generator(state), meta
+        return build_generator(state, prior), meta
     except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+        raise type(e)(f"{path}: {e}") from None
 
 def _tiles(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int):
     """(y, x, output tile) for each tile x tile input tile of `lr`, run with `overlap` px of context and cropped to
@@ -132,6 +154,8 @@ def upscale_image(net: nn.Module, img: np.ndarray, tile: int = 0, overlap: int =
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.sr", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="generator weights (.safetensors or weights-only .pth)")
+    parser.add_argument("--prior", help="the weights of the network that conditions the generator (SFTGAN: "
+                        "segmentation_OST_bic.pth)")
     parser.add_argument("--input", required=True, help="an image or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the PNG outputs")
     parser.add_argument("--tile", type=int, default=0, help="input tile size in pixels (0: whole image); for NAFNet "
@@ -177,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         return fail("--device cuda requested but CUDA is not available")
     try:
-        net = build_generator(args.weights).to(args.device)
+        net = build_generator(args.weights, args.prior).to(args.device)
     except CheckpointError as e:
         return fail(str(e))
     skipped = []

@@ -159,6 +159,128 @@ class UpstreamSPSRNet(torch.nn.Module):
         return self.f_HR_conv1(self.f_HR_conv0(self.f_concat(self.f_block(torch.cat([branch, x], 1)))))
 
 
+def _sft_conv_block(c_in: int, c_out: int, k: int, stride: int = 1, dilation: int = 1, relu: bool = True):
+    """block.py's conv_block(in, out, k, stride, dilation, 1, False, 'zero', 'batch'[, None]): Sequential(conv, BN[,
+    ReLU])."""
+    layers = [torch.nn.Conv2d(c_in, c_out, k, stride, ((k + (k - 1) * (dilation - 1)) - 1) // 2, dilation, bias=False),
+              torch.nn.BatchNorm2d(c_out, affine=True)]
+    return torch.nn.Sequential(*layers, *([torch.nn.ReLU(True)] if relu else []))
+
+
+def _flatten(*modules: torch.nn.Module) -> torch.nn.Sequential:
+    """block.py's sequential: unwraps each nn.Sequential into its children."""
+    return torch.nn.Sequential(*(c for m in modules for c in (m.children() if isinstance(m, torch.nn.Sequential)
+                                                               else [m])))
+
+
+class _Res131(torch.nn.Module):
+    def __init__(self, in_nc, mid_nc, out_nc, dilation=1, stride=1):
+        super().__init__()
+        self.res = _flatten(_sft_conv_block(in_nc, mid_nc, 1), _sft_conv_block(mid_nc, mid_nc, 3, stride, dilation),
+                            _sft_conv_block(mid_nc, out_nc, 1, relu=False))
+        self.has_proj = in_nc != out_nc
+        if self.has_proj:
+            self.proj = _sft_conv_block(in_nc, out_nc, 1, stride, relu=False)
+
+    def forward(self, x):
+        res = self.res(x)
+        return torch.nn.functional.relu((self.proj(x) if self.has_proj else x) + res)
+
+
+class UpstreamOutdoorSceneSeg(torch.nn.Module):
+    """SFTGAN's OutdoorSceneSeg module tree, whose state dict is segmentation_OST_bic.pth's (xinntao/SFTGAN commit
+    d98889e, pytorch_test/architectures.py and block.py), with its widths divided by `div` and its four stages'
+    block counts given (upstream: 3, 4, 23, 3)."""
+
+    def __init__(self, div: int = 1, blocks: tuple[int, int, int, int] = (3, 4, 23, 3)):
+        super().__init__()
+        w = lambda c: c // div  # noqa: E731
+        layers = [_sft_conv_block(3, w(64), 3, 2), _sft_conv_block(w(64), w(64), 3),
+                  _sft_conv_block(w(64), w(128), 3), torch.nn.MaxPool2d(3, stride=2, padding=0, ceil_mode=True)]
+        c_in = w(128)
+        for (mid, out, dilation, stride), n in zip(((64, 256, 1, 1), (128, 512, 1, 2), (256, 1024, 2, 1),
+                                                    (512, 2048, 4, 1)), blocks):
+            layers += [_Res131(c_in, w(mid), w(out), dilation, stride)]
+            layers += [_Res131(w(out), w(mid), w(out), dilation) for _ in range(n - 1)]
+            c_in = w(out)
+        layers += [_sft_conv_block(c_in, w(512), 3), torch.nn.Dropout(0.1), torch.nn.Conv2d(w(512), 8, 1, 1)]
+        self.feature = _flatten(*layers)
+        self.deconv = torch.nn.ConvTranspose2d(8, 8, 16, 8, 4, 0, 8, False, 1)
+        self.softmax = torch.nn.Softmax(1)
+
+    def forward(self, x):
+        return self.softmax(self.deconv(self.feature(x)))
+
+
+class _SFTLayerTorch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.SFT_scale_conv0 = torch.nn.Conv2d(32, 32, 1)
+        self.SFT_scale_conv1 = torch.nn.Conv2d(32, 64, 1)
+        self.SFT_shift_conv0 = torch.nn.Conv2d(32, 32, 1)
+        self.SFT_shift_conv1 = torch.nn.Conv2d(32, 64, 1)
+
+    def forward(self, x):  # x[0]: fea; x[1]: cond
+        lrelu = torch.nn.functional.leaky_relu
+        return x[0] * self.SFT_scale_conv1(lrelu(self.SFT_scale_conv0(x[1]), 0.01)) + \
+            self.SFT_shift_conv1(lrelu(self.SFT_shift_conv0(x[1]), 0.01))
+
+
+class _ResBlockSFTTorch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.sft0, self.conv0 = _SFTLayerTorch(), torch.nn.Conv2d(64, 64, 3, 1, 1)
+        self.sft1, self.conv1 = _SFTLayerTorch(), torch.nn.Conv2d(64, 64, 3, 1, 1)
+
+    def forward(self, x):
+        relu = torch.nn.functional.relu
+        fea = self.conv0(relu(self.sft0(x)))
+        return x[0] + self.conv1(relu(self.sft1((fea, x[1])))), x[1]
+
+
+class UpstreamSFTNetTorch(torch.nn.Module):
+    """SFTGAN's SFT_Net_torch module tree, whose state dict is SFTGAN_torch.pth's (xinntao/SFTGAN commit d98889e,
+    pytorch_test/architectures.py), full size (64 features, 16 blocks), taking (LR, probabilities) as upstream."""
+
+    def __init__(self):
+        super().__init__()
+        conv = lambda: torch.nn.Conv2d(64, 64, 3, 1, 1)  # noqa: E731
+        up = lambda: torch.nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        self.conv0 = torch.nn.Conv2d(3, 64, 3, 1, 1)
+        self.sft_branch = torch.nn.Sequential(*(_ResBlockSFTTorch() for _ in range(16)), _SFTLayerTorch(), conv())
+        self.HR_branch = torch.nn.Sequential(up(), conv(), torch.nn.ReLU(True), up(), conv(), torch.nn.ReLU(True),
+                                             conv(), torch.nn.ReLU(True), torch.nn.Conv2d(64, 3, 3, 1, 1))
+        lrelu = lambda: torch.nn.LeakyReLU(0.1, True)  # noqa: E731
+        self.CondNet = torch.nn.Sequential(torch.nn.Conv2d(8, 128, 4, 4), lrelu(), torch.nn.Conv2d(128, 128, 1),
+                                           lrelu(), torch.nn.Conv2d(128, 128, 1), lrelu(),
+                                           torch.nn.Conv2d(128, 128, 1), lrelu(), torch.nn.Conv2d(128, 32, 1))
+
+    def forward(self, x):  # x[0]: img; x[1]: seg
+        cond = self.CondNet(x[1])
+        fea = self.conv0(x[0])
+        return self.HR_branch(fea + self.sft_branch((fea, cond)))
+
+
+def _torch_converted(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`net`'s state dict as SFTGAN's files converted from Torch hold it: without batch norm's num_batches_tracked
+    (PyTorch 0.4.0 had none)."""
+    return {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def sftgan_checkpoints(folder: Path):
+    """SFTGAN_torch.pth and segmentation_OST_bic.pth (a narrow, shallow OutdoorSceneSeg with random batch-norm
+    statistics), with their upstream module trees."""
+    torch.manual_seed(0)
+    seg, sft = UpstreamOutdoorSceneSeg(div=16, blocks=(1, 2, 2, 1)).eval(), UpstreamSFTNetTorch().eval()
+    for m in seg.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 2.0), m.bias.data.uniform_(-0.1, 0.1)
+    seg.feature[-1].weight.data *= 100  # logits far enough apart that the probabilities vary over the image
+    torch.save(_torch_converted(seg), folder / "segmentation_OST_bic.pth")
+    torch.save(sft.state_dict(), folder / "SFTGAN_torch.pth")
+    return seg, sft, folder / "SFTGAN_torch.pth", folder / "segmentation_OST_bic.pth"
+
+
 def _png(rng: np.random.Generator, h: int, w: int, fmt: str = "PNG") -> bytes:
     """A smooth random image (so bicubic resizing and NIQE see structure, not pure noise)."""
     small = rng.integers(0, 256, (max(h // 8, 2), max(w // 8, 2), 3), dtype=np.uint8)
@@ -380,7 +502,12 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     # basicsr/models/srgan_model.py save, inherited by LDL's models, and DualFormer's srgan_spec_model.py save)
     # RankSRGAN's mmsr_RankSRGAN_NIQE.pth (XPixelGroup/RankSRGAN codes/models/base_model.py save_network: the bare
     # state dict), WGSR's WGSR_2lvl_G.pth (the old RRDB_Net's bare state dict, codes/models/base_model.py)
+    # SFTGAN's SFTGAN_torch.pth and segmentation_OST_bic.pth (bare state dicts, test_sftgan.py and
+    # test_segmentation.py load them strictly): the first full size, the second narrower and shallower (the layout
+    # is upstream's; the full network would hold 52M parameters)
+    seg = _torch_converted(UpstreamOutdoorSceneSeg(div=16, blocks=(1, 1, 1, 1)))
     return {"ranksrgan_niqe_x4": _torch_bytes(SRResNet().state_dict()),  # its test options: nf 64, nb 16
+            "sftgan_x4": _torch_bytes(UpstreamSFTNetTorch().state_dict()), "sftgan_seg_ost": _torch_bytes(seg),
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
             "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),

@@ -1,4 +1,5 @@
-"""Generators (RRDBNet, SwinIR, SRResNet), their checkpoint layouts, and the VGG-style image discriminator."""
+"""Generators (RRDBNet, SwinIR, SRResNet, SPSRNet, SFTGAN), their checkpoint layouts, and the VGG-style image
+discriminator."""
 import pathlib
 
 import pytest
@@ -8,13 +9,15 @@ from kornia.models.rrdbnet import RRDBNet as KorniaRRDBNet
 
 from pipeline.archs.rrdbnet import (RRDBNet, basicsr_to_esrgan, esrgan_to_basicsr, is_esrgan_layout,
                                     rrdbnet_config_from_state)
+from pipeline.archs.sftgan import SFTGAN
 from pipeline.archs.spsr import SPSRNet, gradient_map
 from pipeline.archs.srresnet import SRResNet
 from pipeline.archs.swinir import SwinIR, swinir_config_from_state
 from pipeline.archs.vgg_discriminator import VGGStyleDiscriminator
 from pipeline.checkpoint import CheckpointError, load_state_dict, save_state_dict
 from pipeline.sr import build_generator
-from paper_standins import OldRRDBNet, UpstreamSPSRNet
+from paper_standins import OldRRDBNet, UpstreamSPSRNet, sftgan_checkpoints
+from pyiqa.matlab_utils import imresize
 
 TINY_RRDB = dict(num_feat=8, num_block=2, num_grow_ch=4)
 TINY_SWINIR = dict(img_size=16, embed_dim=16, depths=(2, 3), num_heads=(2, 4), window_size=4, mlp_ratio=2.0,
@@ -100,6 +103,32 @@ def test_spsr_checkpoint_loads_and_computes_as_upstream(tmp_path):
     state["get_g_nopadding.weight_h"] = state["get_g_nopadding.weight_h"] * 2
     with pytest.raises(CheckpointError, match="weight_h is not SPSR's fixed gradient kernel"):
         build_generator(state)
+
+
+def test_sftgan_checkpoints_load_and_compute_as_upstream(tmp_path):
+    seg, sft, weights, prior = sftgan_checkpoints(tmp_path)
+    # block.py's flattening: stem conv-BN-ReLU x3 and the max pool are feature.0-9, the first Res131 feature.10
+    assert {"feature.6.weight", "feature.7.running_var", "feature.10.res.7.running_var", "feature.10.proj.1.weight",
+            "feature.16.weight", "deconv.weight"} <= set(seg.state_dict())
+    assert {"sft_branch.15.sft1.SFT_shift_conv1.bias", "sft_branch.16.SFT_scale_conv0.weight", "sft_branch.17.weight",
+            "HR_branch.8.weight", "CondNet.8.weight"} <= set(sft.state_dict())
+    net = build_generator(weights, prior)
+    x = lr_batch(12, 10)
+    with torch.no_grad():
+        # test_segmentation.py: MATLAB bicubic x4, BGR, 0-255, Caffe means off; test_sftgan.py: (LR, probabilities)
+        prob = seg(imresize(x, scale=4).flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1))
+        expected, out = sft((x, prob)), net(x)
+        assert isinstance(net, SFTGAN) and out.shape == (1, 3, 48, 40)
+        assert torch.allclose(prob.sum(1), torch.ones(1, 48, 40), atol=1e-5) and prob.std() > 0.01
+        assert torch.allclose(out, expected, atol=1e-5)
+        odd = lr_batch(11, 9)  # padded by a replicated row and column, cropped back
+        assert torch.equal(net(odd), net(F.pad(odd, (0, 1, 0, 1), mode="replicate"))[..., :44, :36])
+    with pytest.raises(CheckpointError, match="SFTGAN_torch.pth: an SFTGAN generator: it needs its segmentation"):
+        build_generator(weights)
+    with pytest.raises(CheckpointError, match="the prior is not OutdoorSceneSeg's state dict"):
+        build_generator(sft.state_dict(), sft.state_dict())
+    with pytest.raises(CheckpointError, match="only SFTGAN's generator takes one"):
+        build_generator(RRDBNet(**TINY_RRDB).state_dict(), prior)
 
 
 def test_srresnet_is_ranksrgans_generator_in_its_key_names(tmp_path):

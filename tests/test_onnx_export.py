@@ -12,7 +12,9 @@ from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.rrdbnet import RRDBNet
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import save_state_dict
+from pipeline.onnx_export import main
 from pipeline.sr import build_generator
+from paper_standins import sftgan_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +50,10 @@ def test_a_file_that_is_no_generator_is_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "fits none of RRDBNet" in result.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_sftgan_is_refused_with_the_reason(tmp_path, capsys):
+    weights = sftgan_checkpoints(tmp_path)[2]
+    assert main(["--weights", str(weights), "--output", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SFTGAN is not exported" in err and not (tmp_path / "m.onnx").exists()

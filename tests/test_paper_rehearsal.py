@@ -134,8 +134,8 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     sr = yaml.safe_load((project / "reports/metrics/sr.json").read_text())
     assert {"Set5", "Set14", "Urban100", "DIV2K100", "RealD2K", "RealSR", "DRealSR"} <= set(sr["results"])
     assert isinstance(sr["results"]["DRealSR"]["real"]["psnr"], float)
-    for public in ("ESRGAN-public", "LDL-public", "DualFormer-public", "RankSRGAN-public", "SPSR-public",
-                   "WGSR-public"):
+    for public in ("ESRGAN-public", "LDL-public", "DualFormer-public", "RankSRGAN-public", "SFTGAN-public",
+                   "SPSR-public", "WGSR-public"):
         assert isinstance(sr["results"]["Set5"][public]["psnr"], float), public  # the by-hand layouts load
     restore = yaml.safe_load((project / "reports/metrics/restore.json").read_text())
     assert {"Rain100L", "GoPro"} <= set(restore["results"])

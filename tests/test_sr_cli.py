@@ -15,6 +15,7 @@ from pipeline.checkpoint import save_state_dict
 from pipeline.fileio import read_image, write_image
 from pipeline.sr import build_generator, main, upscale, upscale_image
 from pipeline.tensor_image import to_tensor, to_uint8
+from paper_standins import sftgan_checkpoints
 
 # receptive field radius of this net at LR: 1 (conv_first) + 1 * 3 * 5 (RRDB) + 1 (conv_body) + ~2 (upsampling)
 TINY = dict(num_feat=8, num_block=1, num_grow_ch=4)
@@ -78,6 +79,20 @@ def test_cli_single_file_and_esrgan_layout_pth(tmp_path, weights, lr_dir, tiny_n
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["chelsea.png"]
     a, b = (read_image(tmp_path / folder / "chelsea.png") for folder in ("a", "b"))
     np.testing.assert_array_equal(a, b)
+
+
+def test_cli_runs_sftgan_with_its_segmentation_prior(tmp_path, lr_dir, capsys):
+    _, _, weights, prior = sftgan_checkpoints(tmp_path)
+    code, err = run_main(capsys, "--weights", weights, "--input", lr_dir, "--output", tmp_path / "bare")
+    assert code == 2 and "needs its segmentation network's weights" in err and err.count("\n") == 1
+    code, err = run_main(capsys, "--weights", weights, "--prior", prior, "--input", lr_dir, "--output",
+                         tmp_path / "sr", "--device", "cpu")
+    assert code == 0, err
+    net = build_generator(weights, prior)
+    for name in ("astronaut", "chelsea"):  # chelsea is 21 px wide: padded for the segmentation's stride
+        lr, sr = read_image(lr_dir / f"{name}.png"), read_image(tmp_path / "sr" / f"{name}.png")
+        assert sr.shape == (lr.shape[0] * 4, lr.shape[1] * 4, 3)
+        np.testing.assert_array_equal(sr, upscale_image(net, lr))
 
 
 def test_tiled_equals_whole(tiny_net):

@@ -3,7 +3,7 @@
 Public checkpoints come in three key layouts: BasicSR's (`body.N.rdb1.conv1`, `conv_body`, `conv_up1`, `conv_up2`,
 `conv_hr`), the ESRGAN/KAIR names (`RRDB_trunk.N.RDB1.conv1`, `trunk_conv`, `upconv1`, `upconv2`, `HRconv`) and
 the old BasicSR `RRDB_Net`'s one flat nn.Sequential (`model.0`, `model.1.sub.N.RDB1.conv1.0`, `model.1.sub.<nb>`,
-`model.3`, `model.6`, `model.8`, `model.10`: the ESRGAN repository's `*_old_arch.pth`, and WGSR, SPSR and SFTGAN's
+`model.3`, `model.6`, `model.8`, `model.10`: the ESRGAN repository's `*_old_arch.pth`, and WGSR's and SPSR's
 code bases); `esrgan_to_basicsr` reads both others, `basicsr_to_esrgan` writes the ESRGAN/KAIR names.
 """
 from __future__ import annotations

@@ -56,8 +56,6 @@ NOT_REPRODUCED_SR = ("not reproduced: a published model this pipeline does not t
 NOT_RUNNABLE_SR = {
     "SRGAN": "not reproduced: SRGAN's authors published no weights (RankSRGAN's folder holds a BasicSR "
              "re-implementation whose layout no code there reads)",
-    "SFTGAN": "not reproduced: SFTGAN conditions on the probability maps of its own segmentation network "
-              "(OutdoorSceneSeg), which this pipeline does not implement",
     "SeD": "not reproduced: SeD publishes no SR weights (lbc12345/SeD links only its PSNR-oriented "
            "initialisations; its issue #25 asks for them)",
 }
