@@ -9,10 +9,10 @@ our models are models/<name>/generator.safetensors, external checkpoints are lis
 eval_restore: Table 5's runs restore their task's test sets at scale 1 the same way (score_set), PSNR and SSIM on the
 channel each benchmark uses -> `data/restore_results/`, `reports/metrics/restore/`, `reports/metrics/restore.csv`.
 
-eval_iqa: SFD-IQA (all four Table 4 variants from one pass per image) and the no-reference methods of Table 3 that
-pyiqa implements score every image of the IQA sets -> `reports/metrics/iqa/<method>/<set>.csv` (image,score,mos)
-and records of PLCC/SRCC/KRCC per set (Table 3), and per subset (Table 4) for the SFD-IQA variants, in
-`reports/metrics/iqa.csv`.
+eval_iqa: SFD-IQA (all four Table 4 variants from one pass per image), the no-reference methods of Table 3 that
+pyiqa implements, and ContentSep and MDFS (pipeline.metrics) score every image of the IQA sets ->
+`reports/metrics/iqa/<method>/<set>.csv` (image,score,mos) and records of PLCC/SRCC/KRCC per set (Table 3), and
+per subset (Table 4) for the SFD-IQA variants, in `reports/metrics/iqa.csv`.
 
 Records are long rows (table, set, subset, method, metric, value, reason): one number each, or an empty value and
 the reason it could not be computed honestly here (missing weights, an undefined correlation). Data only: what
@@ -40,7 +40,9 @@ from pipeline.crops import crop_panel
 from pipeline.data.iqa_sets import IQARow
 from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
+from pipeline.metrics.contentsep import load_contentsep
 from pipeline.metrics.correlation import correlations
+from pipeline.metrics.mdfs import load_mdfs
 from pipeline.metrics.niqe_params import NIQE_MAT
 from pipeline.metrics.pyiqa_metrics import (
     NA,
@@ -67,7 +69,9 @@ SR_COLUMNS = ("image", *SR_METRICS)
 IQA_COLUMNS = ("image", "score", "mos")
 # SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
-IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe")
+# Table 3's methods outside pyiqa -> their loaders, called with the files of the method's eval_iqa param
+OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs}
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", *OTHER_IQA)
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")
@@ -351,7 +355,21 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
         files = ", ".join(str(f) for f in weight_files(name, torch_home, niqe_params))
         summary["weights"][name] = f"pyiqa {name} with {files}"
         scorers.append(lambda x, name=name, metric=metric: {name: metric(x).item()})
+    for method, load in OTHER_IQA.items():
+        files = cfg[method]
+        try:
+            metric = load(**files, device=device)
+        except MetricUnavailable as e:
+            summary["na"][method] = e.reason
+            continue
+        summary["weights"][method] = ", ".join(f"{role} {path}" for role, path in files.items())
+        scorers.append(lambda x, method=method, metric=metric: {method: metric(x).item()})
     return scorers
+
+
+def iqa_methods(cfg: dict) -> tuple[str, ...]:
+    """Every method eval_iqa scores, in the order of its results."""
+    return *SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"], *OTHER_IQA
 
 
 def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_dir: Path = IQA_SETS,
@@ -362,7 +380,7 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
     sets = {name: read_scores(iqa_dir / name / "scores.csv") for name in cfg["sets"]}
     summary = {"profile": profile, "results": {}, "subsets": {}, "na": {}, "weights": {}}
     scorers = iqa_scorers(cfg, alpha1, alpha2, torch_home, niqe_params, device, summary)
-    methods = [m for m in (*SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"]) if m not in summary["na"]]
+    methods = [m for m in iqa_methods(cfg) if m not in summary["na"]]
     for set_name, rows in sets.items():
         scores = {m: [] for m in methods}
         for row in tqdm(rows, desc=f"eval_iqa {set_name}", unit="img"):
@@ -373,7 +391,7 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
                         scores[method].append(value)
         mos = [r.mos for r in rows]
         results = summary["results"][set_name] = {}
-        for method in (*SFD_IQA_METHODS.values(), *cfg["pyiqa_methods"]):
+        for method in iqa_methods(cfg):
             if method not in scores:
                 results[method] = NA
                 continue

@@ -128,6 +128,8 @@ SCHEMA: dict[str, Rule] = {
     "{p}.eval_restore.ssim": one_of(*SSIM_CONVENTIONS),
     "{p}.eval_iqa.sets": list_of(TEXT), "{p}.eval_iqa.sfd_iqa": TEXT,
     "{p}.eval_iqa.pyiqa_methods": list_of(one_of(*PYIQA_METHODS)),
+    "{p}.eval_iqa.contentsep.weights": TEXT, "{p}.eval_iqa.contentsep.pristine": TEXT,
+    "{p}.eval_iqa.mdfs.backbone": TEXT, "{p}.eval_iqa.mdfs.pristine": TEXT,
     "{p}.eval_iqa.clip_position": one_of(*CLIP_POSITIONS),
     "{p}.eval_iqa.max_pixels": COUNT, "{p}.eval_iqa.tile": integer(32, 32), "{p}.eval_iqa.tile_margin": integer(0, 32),
 }

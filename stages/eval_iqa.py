@@ -1,5 +1,5 @@
-"""Stage `eval_iqa`: Tables 3 and 4: SFD-IQA (Eq. 10 and its ablations) and pyiqa's no-reference methods of
-Table 3 score the IQA sets; PLCC, SRCC and KRCC against the MOS."""
+"""Stage `eval_iqa`: Tables 3 and 4: SFD-IQA (Eq. 10 and its ablations), pyiqa's no-reference methods of Table 3,
+ContentSep and MDFS score the IQA sets; PLCC, SRCC and KRCC against the MOS."""
 import os
 import sys
 

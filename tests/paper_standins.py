@@ -13,10 +13,12 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import scipy.io
 import torch
 from PIL import Image
+from torchvision.models import resnet50
 
 from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
@@ -461,6 +463,7 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     _write(root / "vgg19" / "vgg19-dcbb9e9d.pth", _torchvision("vgg19"))
     _write(root / "alexnet" / "alexnet-owt-7be5be79.pth", _torchvision("alexnet"))
     _write(root / "vgg16" / "vgg16-397923af.pth", _torchvision("vgg16"))
+    _write(root / "efficientnet_b7" / "efficientnet_b7_lukemelas-c5b4e57e.pth", _torchvision("efficientnet_b7"))
     # LPIPS v0.1 alex (richzhang/PerceptualSimilarity): lin<i>.model.1.weight, 1 x C_i x 1 x 1 (model.0 is dropout)
     _write(root / "lpips_alex" / "LPIPS_v0.1_alex-df73285e.pth", _torch_bytes(
         {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) * 0.1 for i, c in enumerate((64, 192, 384, 256, 256))}))
@@ -506,8 +509,17 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     # test_segmentation.py load them strictly): the first full size, the second narrower and shallower (the layout
     # is upstream's; the full network would hold 52M parameters)
     seg = _torch_converted(UpstreamOutdoorSceneSeg(div=16, blocks=(1, 1, 1, 1)))
+    # ContentSep's auth_ft_cd.pth (authentic_finetuning.py saves the nn.Sequential of resnet50's children but fc)
+    # and pristine_patches_096_0.75_0.80.hdf5 (evaluate_model.py's create_dataset('data'), N x 3 x 96 x 96 float32)
+    pristine = io.BytesIO()
+    with h5py.File(pristine, "w") as f:
+        f.create_dataset("data", data=np.random.default_rng(RNG_SEED).random((8, 3, 96, 96), dtype=np.float32))
     return {"ranksrgan_niqe_x4": _torch_bytes(SRResNet().state_dict()),  # its test options: nf 64, nb 16
             "sftgan_x4": _torch_bytes(UpstreamSFTNetTorch().state_dict()), "sftgan_seg_ost": _torch_bytes(seg),
+            "contentsep_auth_ft_cd": _torch_bytes(torch.nn.Sequential(*list(resnet50().children())[:-1]).state_dict()),
+            "contentsep_pristine": pristine.getvalue(),
+            # MDFS's MDFS_weights.pth: one M x 544 tensor of pristine window features (test.py's torch.load)
+            "mdfs_pristine": _torch_bytes(torch.rand(600, 544, generator=torch.Generator().manual_seed(RNG_SEED))),
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
             "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),

@@ -208,7 +208,9 @@ def iqa_run(tmp_path_factory):
                  LearnablePromptPairs(encoder, n_ctx=4), prompt_logit_scale=1.0)  # 100 saturates random CLIP
     cfg = {"sets": ["dist"], "sfd_iqa": str(root / "sfd_iqa.safetensors"), "max_pixels": 1048576, "tile": 512,
            "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa", "piqe", "qualiclip", "maclip"],
-           "clip_position": "interpolate"}  # not the default: the scores below show the param reaches the model
+           "clip_position": "interpolate",  # not the default: the scores below show the param reaches the model
+           "contentsep": {"weights": str(root / "auth_ft_cd.pth"), "pristine": str(root / "pristine.hdf5")},
+           "mdfs": {"backbone": str(root / "efficientnet_b7.pth"), "pristine": str(root / "MDFS_weights.pth")}}
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -242,7 +244,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert tuple(columns) == RECORD_COLUMNS
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
-                                      "clipiqa", "piqe", "qualiclip", "maclip"}
+                                      "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -290,7 +292,8 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     _, cfg, kwargs, _ = iqa_run
     summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
                            0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
-    assert summary["results"]["dist"] == {m: NA for m in SFD_IQA_METHODS.values()}
+    assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs")}
+    assert summary["na"]["contentsep"].startswith(f"weights not available: {cfg['contentsep']['weights']} (by hand")
     assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
                                       f"(the train_real stage writes it)"
     assert summary["subsets"] == {}
