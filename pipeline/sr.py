@@ -88,7 +88,7 @@ def build_generator(state_or_path: dict[str, torch.Tensor] | str | os.PathLike,
 def _build_sftgan(state: dict[str, torch.Tensor], prior: dict[str, torch.Tensor] | str | os.PathLike | None) -> SFTGAN:
     if prior is None:
         raise PriorMissing("an SFTGAN generator: it needs its segmentation network's weights (SFTGAN's "
-                              "segmentation_OST_bic.pth) as the prior")
+                           "segmentation_OST_bic.pth) as the prior")
     if not isinstance(prior, dict):
         prior = load_state_dict(prior)[0]  # its errors name the file
     seg = OutdoorSceneSeg(**seg_config_from_state(prior))

@@ -105,8 +105,6 @@ class ResBlockSFT(nn.Module):
 class SFTNet(nn.Module):
     """SFT_Net_torch: (LR RGB (B, 3, h, w), probabilities (B, classes, 4h, 4w)) -> SR RGB (B, 3, 4h, 4w)."""
 
-    scale = 4
-
     def __init__(self, num_feat: int = 64, num_block: int = 16, num_cond: int = 32, cond_feat: int = 128,
                  classes: int = 8):
         super().__init__()

@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.models import resnet50
 
 from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
-from pipeline.metrics.pyiqa_metrics import MetricUnavailable
+from pipeline.metrics.pyiqa_metrics import MetricUnavailable, require_file
 
 PATCH, STRIDE = 96, 48
 STABILITY = 0.001  # niqe_compute.py's stabilitiy_scale, added to the pooled covariance's diagonal
@@ -78,8 +78,7 @@ class ContentSep(nn.Module):
 def read_pristine(path: str | os.PathLike) -> torch.Tensor:
     """pristine_patches_096_0.75_0.80.hdf5's `data` as a (N, 3, 96, 96) float tensor; MetricUnavailable if the file
     is missing or not that."""
-    if not os.path.isfile(path):
-        raise MetricUnavailable(f"weights not available: {path} (by hand: registry entry contentsep_pristine)")
+    require_file(path, "by hand: registry entry contentsep_pristine")
     try:
         with h5py.File(path, "r") as f:
             data = torch.from_numpy(f["data"][:]).float()
@@ -94,8 +93,7 @@ def read_pristine(path: str | os.PathLike) -> torch.Tensor:
 def load_contentsep(weights: str | os.PathLike, pristine: str | os.PathLike, device="cpu") -> ContentSep:
     """ContentSep from its feature network's weights (auth_ft_cd.pth) and pristine patches; MetricUnavailable with
     the reason when either is missing or unusable."""
-    if not os.path.isfile(weights):
-        raise MetricUnavailable(f"weights not available: {weights} (by hand: registry entry contentsep_auth_ft_cd)")
+    require_file(weights, "by hand: registry entry contentsep_auth_ft_cd")
     net = feature_network()
     try:
         load_into(net, load_state_dict(weights)[0])

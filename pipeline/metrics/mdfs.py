@@ -22,10 +22,12 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import nn
+from kornia.filters import get_gaussian_kernel2d
 from torchvision.models import efficientnet_b7
 
 from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
-from pipeline.metrics.pyiqa_metrics import MetricUnavailable
+from pipeline.metrics.contentsep import gaussian
+from pipeline.metrics.pyiqa_metrics import MetricUnavailable, require_file
 
 STAGES = (slice(0, 2), 2, 3, 4, 5)  # of EfficientNet-B7's `features`
 CHANNELS = (32, 48, 80, 160, 224)
@@ -33,11 +35,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def gaussian_window(size: int, sigma: float) -> torch.Tensor:
-    """(size, size) normalised Gaussian centred on the middle pixel."""
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
+    """(size, size) normalised Gaussian centred on the middle pixel (model.py's create_window)."""
+    return get_gaussian_kernel2d((size, size), (sigma, sigma))[0]
 
 
 def depthwise(f: torch.Tensor, window: torch.Tensor, stride: int) -> torch.Tensor:
@@ -85,27 +84,21 @@ def window_statistics(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x, weight
 
 
-def covariance(x: torch.Tensor) -> torch.Tensor:
-    """(N, D) -> (D, D), unbiased."""
-    centred = x - x.mean(0)
-    return centred.T @ centred / (len(x) - 1)
-
-
 class MDFS(nn.Module):
     """Image (1, 3, H, W) RGB in [0, 1], H and W >= 64 -> the weighted distance to the pristine Gaussian."""
 
     def __init__(self, features: nn.Sequential, pristine: torch.Tensor):
         super().__init__()
         self.net = MultiScaleFeatures(features).eval()
-        pristine = pristine.float()
-        self.register_buffer("mu_p", pristine.mean(0))
-        self.register_buffer("sigma_p", covariance(pristine))
+        mu, sigma = gaussian(pristine.float())
+        self.register_buffer("mu_p", mu)
+        self.register_buffer("sigma_p", sigma)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats, weight = window_statistics(self.net(x))
         d = feats - self.mu_p  # (N, D)
-        pooled = (covariance(feats) + self.sigma_p) / 2
+        pooled = (gaussian(feats)[1] + self.sigma_p) / 2
         dist = (d * torch.linalg.solve(pooled, d.T).T).sum(1).abs().sqrt()
         return (dist * weight).sum() / weight.sum()
 
@@ -113,9 +106,8 @@ class MDFS(nn.Module):
 def load_mdfs(backbone: str | os.PathLike, pristine: str | os.PathLike, device="cpu") -> MDFS:
     """MDFS from torchvision's EfficientNet-B7 ImageNet weights and MDFS_weights.pth; MetricUnavailable with the
     reason when either is missing or unusable."""
-    for path, entry in ((backbone, "efficientnet_b7"), (pristine, "mdfs_pristine")):
-        if not os.path.isfile(path):
-            raise MetricUnavailable(f"weights not available: {path} (registry entry {entry})")
+    require_file(backbone, "registry entry efficientnet_b7")
+    require_file(pristine, "registry entry mdfs_pristine")
     net = efficientnet_b7()
     try:
         load_into(net, load_state_dict(backbone)[0])

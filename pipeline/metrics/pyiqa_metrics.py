@@ -50,6 +50,12 @@ class MetricUnavailable(Exception):
         self.reason = reason
 
 
+def require_file(path: str | os.PathLike, how: str) -> None:
+    """Raise MetricUnavailable naming `path` and how to get it when it is not a file."""
+    if not os.path.isfile(path):
+        raise MetricUnavailable(f"weights not available: {path} ({how})")
+
+
 @contextlib.contextmanager
 def torch_home(path: str | os.PathLike):
     """TORCH_HOME set to `path` for the block: torchvision and pyiqa's CLIP loader look up the hub cache at call time."""
@@ -84,9 +90,8 @@ def create_metric(name: str, home: str | os.PathLike, device="cpu", niqe_params:
     if name == "niqe" and not files:
         raise ValueError("niqe needs niqe_params, the pristine model's .mat")
     for path in files:
-        if not path.is_file():
-            how = "the download stage writes it" if name == "niqe" else "run the paper profile's download stage online"
-            raise MetricUnavailable(f"weights not available: {path} ({how})")
+        require_file(path, "the download stage writes it" if name == "niqe" else
+                     "run the paper profile's download stage online")
     for path in files:
         if path.suffix == ".pth":
             load_state_dict(path)  # raises CheckpointError for pickled code
