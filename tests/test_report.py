@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline.report.choices import CHOICES, choices_table, resolve
 from pipeline.evaluate import iqa_records, record, sr_records, write_records
-from pipeline.report.render import flatten, git_revision, render_report
+from pipeline.report.render import flatten, git_revision, paper_only_note, render_report
 from pipeline.report.tables import (NOT_TRAINED_RESTORE, Cell, Header, Row, Table, build_tables, mark_best,
                                     read_paper, read_records)
 from stages.report import reads
@@ -425,3 +425,10 @@ def test_table5_holds_each_tasks_runs_beside_the_papers_values(tmp_path):
     assert any(c.label == "SSIM" and c.ours_only for c in table.columns)
     html = render_fixture(tmp_path / "render").read_text()
     assert 'id="table5-crops"' in html and "Table 5 crops" in html
+
+
+def test_the_protocol_names_table3s_methods_the_pipeline_does_not_run_and_no_other():
+    note = paper_only_note(read_paper(ROOT / "reports/paper")["table3"])
+    named = note.removeprefix("eval_iqa: ").split(": ")[0].split(", ")
+    assert named[:5] == ["QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA"]
+    assert not {"ContentSep", "MDFS", "NIQE", "IL-NIQE", "CLIPQA", "SFD-IQA (Ours)"} & set(named)

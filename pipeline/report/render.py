@@ -20,7 +20,7 @@ import jinja2
 from pipeline.fileio import write_text
 from pipeline.report.choices import choices_table
 from pipeline.report.figures import build_figures
-from pipeline.report.tables import Records, build_tables, fmt, read_paper, read_records
+from pipeline.report.tables import IQA_COUNTERPARTS, Records, build_tables, fmt, read_paper, read_records
 
 TEMPLATE = "template.html.j2"
 TABLE_OF_SET = {"table1": "Table 1, classical SR", "table2": "Table 2, real-world SR"}
@@ -30,7 +30,6 @@ SSIM_NOTES = {  # <profile>.eval_sr.ssim (pipeline/metrics/ssim.py)
     "matlab": "eval_sr: SSIM on BT.601 Y rounded to integers, as MATLAB's rgb2ycbcr on uint8 images (and pyiqa), "
               "11 x 11 Gaussian window, crop border = scale",
 }
-TABLE3_NOT_IN_PYIQA = ("QAC", "LPSI", "SNP-NIQE", "dipIQ", "RankIQA", "MDFS", "ContentSep", "RecycleD", "DualFormer")
 # How the eval stages compute their numbers (pipeline/evaluate.py, pipeline/metrics/).
 PROTOCOL_NOTES = (
     "eval_sr: PSNR on the Y channel of YCbCr (ITU-R BT.601, MATLAB rgb2ycbcr; pyiqa color_space='ycbcr'), uint8 "
@@ -43,12 +42,10 @@ PROTOCOL_NOTES = (
     "(Rain100L, as the deraining papers report it) and on RGB for deblurring (GoPro, as DeepDeblur and NAFNet), "
     "SSIM in eval_sr's convention; LPIPS and DISTS on RGB",
     "eval_iqa: plain scipy pearsonr / spearmanr / kendalltau (tau-b), no logistic fit",
-    "eval_iqa: niqe and ilniqe: lower is better, so their scores are negated before correlating and a positive "
-    "coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
+    "eval_iqa: niqe, ilniqe, piqe, contentsep and mdfs: lower is better, so their scores are negated before "
+    "correlating and a positive coefficient means agreement with the MOS; the per-image CSVs hold the raw scores",
     "eval_iqa: Table 4: the SFD-IQA variants (sfd_iqa_baseline = s_o, sfd_iqa_featd = s_o x mean Feat-D map, "
     "sfd_iqa_tgd = s_aver, sfd_iqa = Eq. 10) per subset of scores.csv's `subset` column",
-    "eval_iqa: " + ", ".join(TABLE3_NOT_IN_PYIQA) + ": not implemented in pyiqa, so only the paper's values exist "
-    "for them",
 )
 
 
@@ -157,6 +154,13 @@ def summary_line(revision: str, date: str, datasets: int, networks: int, random_
             f"· provenance, protocol, choices and params: appendix")
 
 
+def paper_only_note(paper_t3: list[dict]) -> str:
+    """The note naming Table 3's methods that no eval_iqa method reproduces (the README says why)."""
+    paper_only = [m for m in dict.fromkeys(r["method"] for r in paper_t3) if m not in IQA_COUNTERPARTS.values()]
+    return f"eval_iqa: {', '.join(paper_only)}: not run by this pipeline (the README says why), so only the " \
+           "paper's values exist for them"
+
+
 def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_dir: Path, models_dir: Path,
                   repo: Path, now: datetime.datetime | None = None) -> dict:
     metrics_dir = Path(metrics_dir)
@@ -190,8 +194,9 @@ def build_context(params: dict, *, metrics_dir: Path, figures_dir: Path, paper_d
         "datasets": datasets,
         "stale": stale,
         "missing": missing,
-        "notes": [*PROTOCOL_NOTES, SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),
-                                                  "eval_sr: SSIM's convention is not in the params")],
+        "notes": [*PROTOCOL_NOTES, paper_only_note(paper["table3"]),
+                  SSIM_NOTES.get(((params.get(profile) or {}).get("eval_sr") or {}).get("ssim"),
+                                 "eval_sr: SSIM's convention is not in the params")],
         "tables": build_tables(paper, sr_records, iqa_records, params.get("runs", {}), restore_records),
         "figures": build_figures(sr_records, iqa_records, tsne, paper, Path(figures_dir), params.get("runs", {})),
         "choices": choices_table(params, profile),
