@@ -44,6 +44,8 @@ from pipeline.metrics.contentsep import load_contentsep
 from pipeline.metrics.correlation import correlations
 from pipeline.metrics.mdfs import load_mdfs
 from pipeline.metrics.niqe_params import NIQE_MAT
+from pipeline.metrics.recycled import SETS as RECYCLED_SETS
+from pipeline.metrics.recycled import load_recycled
 from pipeline.metrics.pyiqa_metrics import (
     NA,
     MetricUnavailable,
@@ -70,8 +72,11 @@ IQA_COLUMNS = ("image", "score", "mos")
 # SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
 # Table 3's methods outside pyiqa -> their loaders, called with the files of the method's eval_iqa param
-OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs}
-IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", *OTHER_IQA)
+OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs, "recycled": load_recycled}
+# Methods whose network depends on the set (RecycleD: a critic per set) -> the sets they have one for; they are
+# called with the set's name and are n/a on the other sets
+PER_SET_IQA = {"recycled": RECYCLED_SETS}
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD's critic: higher is better
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")
@@ -327,8 +332,9 @@ def read_scores(path: Path) -> list[IQARow]:
 
 
 def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_params: Path, device: torch.device,
-                summary: dict) -> list[Callable[[torch.Tensor], dict[str, float]]]:
-    """Functions image -> {method: score} for every method that can run; the others go to summary["na"]."""
+                summary: dict) -> list[Callable[[torch.Tensor, str], dict[str, float]]]:
+    """Functions (image, set name) -> {method: score} for every method that can run (on that set); the others go
+    to summary["na"]."""
     scorers = []
     path = Path(cfg["sfd_iqa"])
     if path.is_file():
@@ -339,7 +345,7 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
                                           f"{model.encoder.weights_description} weights, attention-pool position "
                                           f"embedding {model.encoder.position}; variant {variant}, "
                                           f"alpha1 {alpha1}, alpha2 {alpha2}")
-        scorers.append(lambda x: {SFD_IQA_METHODS[v]: s.item() for v, s in model.scores(x).items()})
+        scorers.append(lambda x, _: {SFD_IQA_METHODS[v]: s.item() for v, s in model.scores(x).items()})
     else:
         for method in SFD_IQA_METHODS.values():
             summary["na"][method] = f"SFD-IQA checkpoint not found: {path} (the train_real stage writes it)"
@@ -354,7 +360,7 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
             continue
         files = ", ".join(str(f) for f in weight_files(name, torch_home, niqe_params))
         summary["weights"][name] = f"pyiqa {name} with {files}"
-        scorers.append(lambda x, name=name, metric=metric: {name: metric(x).item()})
+        scorers.append(lambda x, _, name=name, metric=metric: {name: metric(x).item()})
     for method, load in OTHER_IQA.items():
         files = cfg[method]
         try:
@@ -363,7 +369,11 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
             summary["na"][method] = e.reason
             continue
         summary["weights"][method] = ", ".join(f"{role} {path}" for role, path in files.items())
-        scorers.append(lambda x, method=method, metric=metric: {method: metric(x).item()})
+        if method in PER_SET_IQA:
+            scorers.append(lambda x, set_name, method=method, metric=metric:
+                           {method: metric(x, set_name).item()} if set_name in PER_SET_IQA[method] else {})
+        else:
+            scorers.append(lambda x, _, method=method, metric=metric: {method: metric(x).item()})
     return scorers
 
 
@@ -387,11 +397,16 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
             x = to_tensor(read_image(iqa_dir / set_name / "images" / row.image)).to(device)
             with torch.inference_mode():
                 for scorer in scorers:
-                    for method, value in scorer(x).items():
+                    for method, value in scorer(x, set_name).items():
                         scores[method].append(value)
         mos = [r.mos for r in rows]
         results = summary["results"][set_name] = {}
         for method in iqa_methods(cfg):
+            if method in scores and method in PER_SET_IQA and set_name not in PER_SET_IQA[method]:
+                summary["na"][f"{method} on {set_name}"] = (
+                    f"{method} has a configuration for {', '.join(PER_SET_IQA[method])} only, not {set_name}")
+                results[method] = NA
+                continue
             if method not in scores:
                 results[method] = NA
                 continue

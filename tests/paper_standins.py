@@ -20,10 +20,13 @@ import torch
 from PIL import Image
 from torchvision.models import resnet50
 
+from pipeline.archs.basnet import BASNet
 from pipeline.archs.nafnet import NAFNet
+from pipeline.archs.recycled_vgg import PatchVggDiscriminator, VggDiscriminator
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.srresnet import SRResNet
 from pipeline.archs.swinir import SwinIR
+from pipeline.archs.u2net import U2NET
 from pipeline.checkpoint import save_state_dict
 
 RNG_SEED = 0
@@ -520,6 +523,13 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
             "contentsep_pristine": pristine.getvalue(),
             # MDFS's MDFS_weights.pth: one M x 544 tensor of pristine window features (test.py's torch.load)
             "mdfs_pristine": _torch_bytes(torch.rand(600, 544, generator=torch.Generator().manual_seed(RNG_SEED))),
+            # RecycleD's critics ({"epoch", "state"}, models/access.py save_model; key names checked against
+            # upstream's in tests/test_recycled.py) and BASNet's / U^2-Net's bare state dicts
+            **{f"recycled_{kind}_{domain}": _torch_bytes({"epoch": epoch, "state": net().state_dict()})
+               for kind, net in (("imagegan", VggDiscriminator), ("patchgan", PatchVggDiscriminator))
+               for domain, epoch in (("sr", 200), ("auth", 2000))},
+            "recycled_basnet": _torch_bytes(BASNet().state_dict()),
+            "recycled_u2net": _torch_bytes(U2NET().state_dict()),
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
             "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),

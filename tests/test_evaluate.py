@@ -15,6 +15,7 @@ from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.swinir import SwinIR
 from pipeline.checkpoint import CheckpointError, save_state_dict
 from pipeline.data.synthesize import bicubic_down, to_tensor
+from pipeline import evaluate
 from pipeline.evaluate import (
     RECORD_COLUMNS,
     SFD_IQA_METHODS,
@@ -210,7 +211,9 @@ def iqa_run(tmp_path_factory):
            "tile_margin": 64, "pyiqa_methods": ["niqe", "ilniqe", "clipiqa", "piqe", "qualiclip", "maclip"],
            "clip_position": "interpolate",  # not the default: the scores below show the param reaches the model
            "contentsep": {"weights": str(root / "auth_ft_cd.pth"), "pristine": str(root / "pristine.hdf5")},
-           "mdfs": {"backbone": str(root / "efficientnet_b7.pth"), "pristine": str(root / "MDFS_weights.pth")}}
+           "mdfs": {"backbone": str(root / "efficientnet_b7.pth"), "pristine": str(root / "MDFS_weights.pth")},
+           "recycled": {role: str(root / f"{role}.pth") for role in ("image_gan_sr", "image_gan_auth", "patch_gan_sr",
+                                                                      "patch_gan_auth", "basnet", "u2net")}}
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -244,7 +247,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert tuple(columns) == RECORD_COLUMNS
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
-                                      "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs"}
+                                      "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs", "recycled"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -292,13 +295,41 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     _, cfg, kwargs, _ = iqa_run
     summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
                            0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
-    assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs")}
+    assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs",
+                                                          "recycled")}
     assert summary["na"]["contentsep"].startswith(f"weights not available: {cfg['contentsep']['weights']} (by hand")
     assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
                                       f"(the train_real stage writes it)"
     assert summary["subsets"] == {}
     with pytest.raises(ValueError, match="brisque"):
         evaluate_iqa({**cfg, "pyiqa_methods": ["brisque"]}, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m2", **kwargs)
+
+
+def test_a_per_set_method_is_called_with_the_set_and_is_na_on_a_set_it_has_no_configuration_for(
+        iqa_run, tmp_path, monkeypatch):
+    """RecycleD's path through eval_iqa, with a stand-in loader (its networks are tests/test_recycled.py's): the set's
+    name reaches the metric; a set outside PER_SET_IQA's list is n/a with the sets it has."""
+    _, cfg, kwargs, _ = iqa_run
+    calls = []
+
+    def load(device, **files):
+        assert set(files) == set(cfg["recycled"])
+        return lambda x, set_name: calls.append(set_name) or x.mean()
+
+    monkeypatch.setitem(evaluate.OTHER_IQA, "recycled", load)
+    cfg = {**cfg, "pyiqa_methods": []}
+    monkeypatch.setitem(evaluate.PER_SET_IQA, "recycled", ("dist",))
+    summary = evaluate_iqa(cfg, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m1", **kwargs)
+    assert calls == ["dist"] * 8 and set(summary["results"]["dist"]["recycled"]) == {"plcc", "srcc", "krcc"}
+    _, rows = read_csv(tmp_path / "m1" / "iqa" / "recycled" / "dist.csv")
+    x = to_tensor(read_image(kwargs["iqa_dir"] / "dist" / "images" / rows[0]["image"]))
+    assert float(rows[0]["score"]) == pytest.approx(x.mean().item(), abs=1e-6)
+    monkeypatch.setitem(evaluate.PER_SET_IQA, "recycled", ("PIPAL", "Ma"))
+    summary = evaluate_iqa(cfg, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m2", **kwargs)
+    assert summary["results"]["dist"]["recycled"] == NA and calls == ["dist"] * 8
+    _, records = read_csv(tmp_path / "m2" / "iqa.csv")
+    assert {r["reason"] for r in records if r["method"] == "recycled"} == {
+        "recycled has a configuration for PIPAL, Ma only, not dist"}
 
 
 def test_restoration_runs_are_scored_on_their_tasks_channel_without_a_crop(tmp_path):

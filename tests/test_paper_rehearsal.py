@@ -145,6 +145,9 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     # ContentSep's and MDFS's files load; KonIQ-10k's stand-ins (144 x 108) hold two 96 px patches at stride 48
     assert isinstance(iqa["results"]["KonIQ-10k"]["contentsep"]["srcc"], float)
     assert all(isinstance(iqa["results"][s]["mdfs"]["srcc"], float) for s in ("PIPAL", "KonIQ-10k", "Ma", "LIVE-itW"))
+    # RecycleD: its four critics, BASNet and U^2-Net load, each set scored by its own configuration
+    assert all(isinstance(iqa["results"][s]["recycled"]["srcc"], float) for s in ("PIPAL", "KonIQ-10k", "Ma",
+                                                                                  "LIVE-itW"))
     with open(project / "reports/metrics/iqa.csv", newline="") as f:
         clipiqa = [r for r in csv.DictReader(f) if r["method"] == "clipiqa"]
     assert clipiqa and all(r["value"] == "" and "sha256" in r["reason"] for r in clipiqa)
