@@ -42,15 +42,18 @@ LIVEC_PRACTICE_IMAGES = frozenset(f"t{i}.bmp" for i in range(1, 8))
 
 # PIPAL names its distorted images `A<ref id>_<class>_<type>.bmp`; the maintainer describes the middle field as the
 # distortion class (HaomingCai/PIPAL-dataset issue #13, pointing to Table 10 of arXiv:2011.15002), and the class
-# order discussed there is 00 traditional SR, 01 PSNR-oriented SR, 02 SR with kernel mismatch, 03 GAN-based SR,
-# 04 denoising. The first, second and fourth are the subsets of the paper's Table 4. Other classes keep their id.
-PIPAL_FAMILIES = {"00": "Trad.SR", "01": "PSNR.SR", "02": "KernelMismatch.SR", "03": "GAN.SR", "04": "Denoising"}
-# What the report says beside every PIPAL sub-type row: the mapping has no published confirmation.
+# order discussed there is 00 traditional SR, 01 PSNR-oriented SR, 02 SR with kernel mismatch, 03 GAN-based SR.
+# YunanZhu/RecycleD's per-family lists (datasets/PIPAL_train_{TradSR,PsnrSR,KnMmSR,GANbSR,DenoSR}_pair.txt, commit
+# 8db90dc) read 00-03 the same way and hold class 05 as denoising + SR. Classes 00, 01 and 03 are the subsets of
+# the paper's Table 4. Other classes keep their id.
+PIPAL_FAMILIES = {"00": "Trad.SR", "01": "PSNR.SR", "02": "KernelMismatch.SR", "03": "GAN.SR", "05": "Denoising.SR"}
+# What the report says beside every PIPAL sub-type row: the mapping has no confirmation from PIPAL itself.
 PIPAL_MAPPING_CAVEAT = (
     "PIPAL's sub-type rows rest on an unconfirmed mapping: PIPAL publishes no list of which class id in its file "
     "names (A<ref>_<class>_<type>) is which distortion family. We read 00 as Trad.SR, 01 as PSNR.SR and 03 as "
     "GAN.SR from the order that its maintainer points to (HaomingCai/PIPAL-dataset issue #13, Table 10 of "
-    "arXiv:2011.15002), an answer the issue leaves open; the whole-set rows do not depend on it.")
+    "arXiv:2011.15002), an answer the issue leaves open; RecycleD's per-family file lists read them the same way. "
+    "The whole-set rows do not depend on it.")
 PIPAL_NAME = re.compile(r"^A\d+_(\d{2})_\d{2}\.\w+$")
 
 
