@@ -451,6 +451,18 @@ def _torchvision(name: str) -> bytes:
         return _torch_bytes(getattr(torchvision.models, name)().state_dict())
 
 
+def ilniqe_template() -> bytes:
+    """IL-NIQE's ILNIQE_templateModel.mat: a 1 x 4 cell {mu_prisparam 1x430, cov_prisparam 430x430,
+    meanOfSampleData 1x468, principleVectors 468x430}, as pyiqa's niqe_arch reads it."""
+    rng = np.random.default_rng(RNG_SEED)
+    template = np.empty((1, 4), dtype=object)
+    template[0, 0], template[0, 1] = rng.standard_normal((1, 430)), np.eye(430)
+    template[0, 2], template[0, 3] = rng.standard_normal((1, 468)), 0.05 * rng.standard_normal((468, 430))
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"templateModel": template})
+    return buf.getvalue()
+
+
 def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     """The downloadable weights, each in its upstream format; returns the manual ones (entry -> bytes)."""
     import open_clip
@@ -473,15 +485,7 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     # DISTS (dingkeyan93/DISTS): alpha and beta of 1 x (3+64+128+256+512+512) x 1 x 1
     _write(root / "dists" / "DISTS_weights-f5e65c96.pth",
            _torch_bytes({k: torch.rand(1, 1475, 1, 1) * 0.1 for k in ("alpha", "beta")}))
-    # IL-NIQE's templateModel: a 1 x 4 cell {mu_prisparam 1x430, cov_prisparam 430x430, meanOfSampleData 1x468,
-    # principleVectors 468x430}, as pyiqa's niqe_arch reads it
-    rng = np.random.default_rng(RNG_SEED)
-    template = np.empty((1, 4), dtype=object)
-    template[0, 0], template[0, 1] = rng.standard_normal((1, 430)), np.eye(430)
-    template[0, 2], template[0, 3] = rng.standard_normal((1, 468)), 0.05 * rng.standard_normal((468, 430))
-    buf = io.BytesIO()
-    scipy.io.savemat(buf, {"templateModel": template})
-    _write(root / "ilniqe" / "ILNIQE_templateModel.mat", buf.getvalue())
+    _write(root / "ilniqe" / "ILNIQE_templateModel.mat", ilniqe_template())
     # OpenAI's RN50.pt is a TorchScript archive that pyiqa checks against the sha256 in its URL, which no stand-in
     # can match: a small TorchScript archive stands in, and CLIP-IQA must come out n/a with that reason.
     buf = io.BytesIO()

@@ -3,6 +3,7 @@ import csv
 import json
 
 import numpy as np
+import paper_standins
 import pyiqa
 import pytest
 import torch
@@ -31,7 +32,7 @@ from pipeline.evaluate import (
 from pipeline.fileio import read_image, write_image, write_json
 from pipeline.metrics.correlation import correlations
 from pipeline.metrics.niqe_params import write_niqe_mat
-from pipeline.metrics.pyiqa_metrics import NA
+from pipeline.metrics.pyiqa_metrics import NA, create_metric, weight_files
 from pipeline.sfd_iqa import load_sfd_iqa, save_sfd_iqa
 from pipeline.sr import build_generator, upscale_image
 
@@ -330,6 +331,17 @@ def test_a_per_set_method_is_called_with_the_set_and_is_na_on_a_set_it_has_no_co
     _, records = read_csv(tmp_path / "m2" / "iqa.csv")
     assert {r["reason"] for r in records if r["method"] == "recycled"} == {
         "recycled has a configuration for PIPAL, Ma only, not dist"}
+
+
+def test_ilniqe_reads_its_template_in_the_upstream_layout(tmp_path):
+    """pyiqa's IL-NIQE from ILNIQE_templateModel.mat as the paper profile downloads it (the rehearsal leaves IL-NIQE
+    out: 12 s an image)."""
+    (path,) = weight_files("ilniqe", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(paper_standins.ilniqe_template())
+    metric = create_metric("ilniqe", tmp_path, "cpu")
+    score = metric(to_tensor(smooth_image(96, 112, 3))).item()
+    assert np.isfinite(score) and score > 0
 
 
 def test_restoration_runs_are_scored_on_their_tasks_channel_without_a_crop(tmp_path):

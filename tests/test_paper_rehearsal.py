@@ -3,8 +3,9 @@
 Every registry file is served from 127.0.0.1 through the `download_mirror` param, made by tests/paper_standins.py
 in its upstream layout (archives, folders, file names, CSV/MAT columns, state-dict keys) with random contents; the
 manual sets are placed where a user places them. The networks stay paper-sized (RRDBNet 64/23/32, SwinIR-M,
-CLIP RN50); iterations, batches, patches and image sizes are cut. The registry's checksums are pinned to the
-stand-ins, as a user pins the ones the first run prints; nothing in the pipeline knows it is a rehearsal.
+CLIP RN50); iterations, batches, patches and image sizes are cut, and IL-NIQE is left out of eval_iqa. The
+registry's checksums are pinned to the stand-ins, as a user pins the ones the first run prints; nothing in the
+pipeline knows it is a rehearsal.
 
 The first run lacks DRealSR: it must stop only download@real_pairs and what depends on it, and say which folder
 to fill; once DRealSR is placed, the second run must do exactly that remaining work.
@@ -36,6 +37,9 @@ SCALE = {
                     "val_every": 2, "log_every": 1}.items()},
     "paper.tsne.images_per_class": 2, "paper.tsne.crop": 64, "paper.tsne.perplexity": 3.0,
     "paper.tsne.max_iter": 250,
+    # IL-NIQE resizes every image to 524 px (12 s an image here): its template is downloaded and checked, and
+    # tests/test_evaluate.py scores with it
+    "paper.eval_iqa.pyiqa_methods": "[niqe,clipiqa,piqe,qualiclip,maclip]",
 }
 PIN_NOTE = "rehearsal stand-in (random values), pinned by tests/test_paper_rehearsal.py"
 
