@@ -22,8 +22,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 
-from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
-from pipeline.metrics.pyiqa_metrics import MetricUnavailable, require_file
+from pipeline.metrics.pyiqa_metrics import MetricUnavailable, load_weights, require_file
 
 PATCH, STRIDE = 96, 48
 STABILITY = 0.001  # niqe_compute.py's stabilitiy_scale, added to the pooled covariance's diagonal
@@ -94,9 +93,5 @@ def load_contentsep(weights: str | os.PathLike, pristine: str | os.PathLike, dev
     """ContentSep from its feature network's weights (auth_ft_cd.pth) and pristine patches; MetricUnavailable with
     the reason when either is missing or unusable."""
     require_file(weights, "by hand: registry entry contentsep_auth_ft_cd")
-    net = feature_network()
-    try:
-        load_into(net, load_state_dict(weights)[0])
-    except CheckpointError as e:
-        raise MetricUnavailable(f"{weights}: {e}") from None
+    net = load_weights(feature_network(), weights)
     return ContentSep(net.to(device), read_pristine(pristine))

@@ -25,9 +25,8 @@ from torch import nn
 from kornia.filters import get_gaussian_kernel2d
 from torchvision.models import efficientnet_b7
 
-from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
 from pipeline.metrics.contentsep import gaussian
-from pipeline.metrics.pyiqa_metrics import MetricUnavailable, require_file
+from pipeline.metrics.pyiqa_metrics import MetricUnavailable, load_weights, require_file
 
 STAGES = (slice(0, 2), 2, 3, 4, 5)  # of EfficientNet-B7's `features`
 CHANNELS = (32, 48, 80, 160, 224)
@@ -108,12 +107,9 @@ def load_mdfs(backbone: str | os.PathLike, pristine: str | os.PathLike, device="
     reason when either is missing or unusable."""
     require_file(backbone, "registry entry efficientnet_b7")
     require_file(pristine, "registry entry mdfs_pristine")
-    net = efficientnet_b7()
+    net = load_weights(efficientnet_b7(), backbone)
     try:
-        load_into(net, load_state_dict(backbone)[0])
         feats = torch.load(pristine, map_location="cpu", weights_only=True)
-    except CheckpointError as e:
-        raise MetricUnavailable(str(e)) from None
     except Exception as e:  # noqa: BLE001 - weights_only refuses pickled objects; other files fail to parse
         raise MetricUnavailable(f"{pristine} is not a weights-only tensor file ({type(e).__name__})") from None
     if not isinstance(feats, torch.Tensor) or feats.ndim != 2 or feats.shape[1] != sum(CHANNELS):

@@ -21,7 +21,7 @@ import pyiqa
 import torch
 from pyiqa.archs import clip_model
 
-from pipeline.checkpoint import load_state_dict
+from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
 from pipeline.data.download import file_digests
 
 NA = "n/a"
@@ -54,6 +54,16 @@ def require_file(path: str | os.PathLike, how: str) -> None:
     """Raise MetricUnavailable naming `path` and how to get it when it is not a file."""
     if not os.path.isfile(path):
         raise MetricUnavailable(f"weights not available: {path} ({how})")
+
+
+def load_weights(net: torch.nn.Module, path: str | os.PathLike, read=lambda p: load_state_dict(p)[0]):
+    """`net` with `read(path)` loaded strictly, in eval mode; MetricUnavailable with a one-line reason naming the
+    file when it is unreadable or does not fit."""
+    try:
+        load_into(net, read(path))
+    except CheckpointError as e:
+        raise MetricUnavailable(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    return net.eval()
 
 
 @contextlib.contextmanager

@@ -38,8 +38,8 @@ from torch import nn
 from pipeline.archs.basnet import BASNet
 from pipeline.archs.recycled_vgg import PatchVggDiscriminator, VggDiscriminator
 from pipeline.archs.u2net import U2NET
-from pipeline.checkpoint import CheckpointError, load_into, load_state_dict
-from pipeline.metrics.pyiqa_metrics import MetricUnavailable, require_file
+from pipeline.checkpoint import CheckpointError, load_state_dict
+from pipeline.metrics.pyiqa_metrics import load_weights, require_file
 
 STRIDE, LOW, HIGH = 16, -62, 77  # MAP_TO_MAT_INFO["PatchVGG"]: the 140 px receptive field of cell i
 SOD_SIZE = {"basnet": 256, "u2net": 320}  # SodBASNet's and SodU2Net's input sizes
@@ -174,16 +174,6 @@ def detector_state(path: str | os.PathLike, net: nn.Module) -> dict[str, torch.T
     return {**counts, **load_state_dict(path)[0]}
 
 
-def _fit(net: nn.Module, path: str | os.PathLike, read) -> nn.Module:
-    """`net` with `read(path)` loaded strictly, in eval mode; MetricUnavailable with a one-line reason naming the
-    file when it is unreadable or does not fit."""
-    try:
-        load_into(net, read(path))
-    except CheckpointError as e:
-        raise MetricUnavailable(str(e) if str(path) in str(e) else f"{path}: {e}") from None
-    return net.eval()
-
-
 def load_recycled(image_gan_sr: str | os.PathLike, image_gan_auth: str | os.PathLike,
                   patch_gan_sr: str | os.PathLike, patch_gan_auth: str | os.PathLike, basnet: str | os.PathLike,
                   u2net: str | os.PathLike, device="cpu") -> RecycleD:
@@ -194,9 +184,9 @@ def load_recycled(image_gan_sr: str | os.PathLike, image_gan_auth: str | os.Path
              "patch_gan_auth": patch_gan_auth}
     for name, path in (*paths.items(), ("basnet", basnet), ("u2net", u2net)):
         require_file(path, f"by hand: registry entry recycled_{name.replace('_gan', 'gan')}")
-    critics = {name: _fit(ARCHS[CRITICS[name][0]](), path, critic_state) for name, path in paths.items()}
+    critics = {name: load_weights(ARCHS[CRITICS[name][0]](), path, critic_state) for name, path in paths.items()}
     sod = {}
     for name, path in (("basnet", basnet), ("u2net", u2net)):
         net = SOD_NETS[name]()
-        sod[name] = _fit(net, path, partial(detector_state, net=net))
+        sod[name] = load_weights(net, path, partial(detector_state, net=net))
     return RecycleD(critics, sod).to(device)
