@@ -27,6 +27,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +43,8 @@ from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.contentsep import load_contentsep
 from pipeline.metrics.correlation import correlations
+from pipeline.metrics.dualformer import SETS as DUALFORMER_SETS
+from pipeline.metrics.dualformer import load_dualformer
 from pipeline.metrics.mdfs import load_mdfs
 from pipeline.metrics.niqe_params import NIQE_MAT
 from pipeline.metrics.recycled import SETS as RECYCLED_SETS
@@ -72,11 +75,12 @@ IQA_COLUMNS = ("image", "score", "mos")
 # SFD-IQA's variant (pipeline.sfd_iqa, Table 4's columns) -> the method it is recorded as
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
 # Table 3's methods outside pyiqa -> their loaders, called with the files of the method's eval_iqa param
-OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs, "recycled": load_recycled}
-# Methods whose network depends on the set (RecycleD: a critic per set) -> the sets they have one for; they are
-# called with the set's name and are n/a on the other sets
-PER_SET_IQA = {"recycled": RECYCLED_SETS}
-IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD's critic: higher is better
+OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs, "recycled": load_recycled,
+             "dualformer": load_dualformer}
+# Methods whose network depends on the set (RecycleD, DualFormer: a critic per set) -> the sets they have one for;
+# they are called with the set's name and are n/a on the other sets
+PER_SET_IQA = {"recycled": RECYCLED_SETS, "dualformer": DUALFORMER_SETS}
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD's, DualFormer's critics: higher
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")
@@ -332,9 +336,9 @@ def read_scores(path: Path) -> list[IQARow]:
 
 
 def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_params: Path, device: torch.device,
-                summary: dict) -> list[Callable[[torch.Tensor, str], dict[str, float]]]:
+                summary: dict) -> list[Callable[[torch.Tensor, str], dict[str, float | str]]]:
     """Functions (image, set name) -> {method: score} for every method that can run (on that set); the others go
-    to summary["na"]."""
+    to summary["na"]. A score that is a str is why the method cannot score that image: it is n/a on the set."""
     scorers = []
     path = Path(cfg["sfd_iqa"])
     if path.is_file():
@@ -369,12 +373,19 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
             summary["na"][method] = e.reason
             continue
         summary["weights"][method] = ", ".join(f"{role} {path}" for role, path in files.items())
-        if method in PER_SET_IQA:
-            scorers.append(lambda x, set_name, method=method, metric=metric:
-                           {method: metric(x, set_name).item()} if set_name in PER_SET_IQA[method] else {})
-        else:
-            scorers.append(lambda x, _, method=method, metric=metric: {method: metric(x).item()})
+        scorers.append(partial(other_iqa_score, method, metric))
     return scorers
+
+
+def other_iqa_score(method: str, metric: Callable, x: torch.Tensor, set_name: str) -> dict[str, float | str]:
+    """An OTHER_IQA method's score of one image, or why it cannot score it; nothing on a set it has no
+    configuration for."""
+    if method in PER_SET_IQA and set_name not in PER_SET_IQA[method]:
+        return {}
+    try:
+        return {method: (metric(x, set_name) if method in PER_SET_IQA else metric(x)).item()}
+    except MetricUnavailable as e:
+        return {method: e.reason}
 
 
 def iqa_methods(cfg: dict) -> tuple[str, ...]:
@@ -393,12 +404,16 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
     methods = [m for m in iqa_methods(cfg) if m not in summary["na"]]
     for set_name, rows in sets.items():
         scores = {m: [] for m in methods}
+        unscored = {}  # method -> why it cannot score one of the set's images
         for row in tqdm(rows, desc=f"eval_iqa {set_name}", unit="img"):
             x = to_tensor(read_image(iqa_dir / set_name / "images" / row.image)).to(device)
             with torch.inference_mode():
                 for scorer in scorers:
                     for method, value in scorer(x, set_name).items():
-                        scores[method].append(value)
+                        if isinstance(value, str):
+                            unscored.setdefault(method, f"{method} cannot score {row.image}: {value}")
+                        else:
+                            scores[method].append(value)
         mos = [r.mos for r in rows]
         results = summary["results"][set_name] = {}
         for method in iqa_methods(cfg):
@@ -408,6 +423,10 @@ def evaluate_iqa(cfg: dict, profile: str, alpha1: float, alpha2: float, *, iqa_d
                 results[method] = NA
                 continue
             if method not in scores:
+                results[method] = NA
+                continue
+            if method in unscored:
+                summary["na"][f"{method} on {set_name}"] = unscored[method]
                 results[method] = NA
                 continue
             write_csv(metrics_dir / "iqa" / method / f"{set_name}.csv", IQA_COLUMNS,

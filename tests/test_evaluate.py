@@ -32,7 +32,7 @@ from pipeline.evaluate import (
 from pipeline.fileio import read_image, write_image, write_json
 from pipeline.metrics.correlation import correlations
 from pipeline.metrics.niqe_params import write_niqe_mat
-from pipeline.metrics.pyiqa_metrics import NA, create_metric, weight_files
+from pipeline.metrics.pyiqa_metrics import NA, MetricUnavailable, create_metric, weight_files
 from pipeline.sfd_iqa import load_sfd_iqa, save_sfd_iqa
 from pipeline.sr import build_generator, upscale_image
 
@@ -214,7 +214,9 @@ def iqa_run(tmp_path_factory):
            "contentsep": {"weights": str(root / "auth_ft_cd.pth"), "pristine": str(root / "pristine.hdf5")},
            "mdfs": {"backbone": str(root / "efficientnet_b7.pth"), "pristine": str(root / "MDFS_weights.pth")},
            "recycled": {role: str(root / f"{role}.pth") for role in ("image_gan_sr", "image_gan_auth", "patch_gan_sr",
-                                                                      "patch_gan_auth", "basnet", "u2net")}}
+                                                                      "patch_gan_auth", "basnet", "u2net")},
+           "dualformer": {"pipal": str(root / "NRIQA_dual_former_PIPAL"),
+                          "clive_koniq": str(root / "NRIQA_dual_former_CLIVE_KonIQ-10k")}}
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -248,7 +250,8 @@ def test_iqa_records_json_and_correlations(iqa_run):
     assert tuple(columns) == RECORD_COLUMNS
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
-                                      "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs", "recycled"}
+                                      "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs", "recycled",
+                                      "dualformer"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -297,7 +300,7 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
                            0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
     assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs",
-                                                          "recycled")}
+                                                          "recycled", "dualformer")}
     assert summary["na"]["contentsep"].startswith(f"weights not available: {cfg['contentsep']['weights']} (by hand")
     assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
                                       f"(the train_real stage writes it)"
@@ -331,6 +334,32 @@ def test_a_per_set_method_is_called_with_the_set_and_is_na_on_a_set_it_has_no_co
     _, records = read_csv(tmp_path / "m2" / "iqa.csv")
     assert {r["reason"] for r in records if r["method"] == "recycled"} == {
         "recycled has a configuration for PIPAL, Ma only, not dist"}
+
+
+def test_a_method_that_cannot_score_one_image_is_na_on_its_set_with_the_image_named(iqa_run, tmp_path, monkeypatch):
+    """DualFormer's path for an image smaller than its crops, with a stand-in loader (its networks are
+    tests/test_dualformer.py's): the method is n/a on the set, the reason names the image; the others still score."""
+    _, cfg, kwargs, _ = iqa_run
+
+    calls = []
+
+    def load(device, **files):
+        def score(x, set_name):
+            calls.append(set_name)
+            if len(calls) == 3:  # the set's third image
+                raise MetricUnavailable("too small for its crops")
+            return x.mean()
+        return score
+
+    monkeypatch.setitem(evaluate.OTHER_IQA, "dualformer", load)
+    monkeypatch.setitem(evaluate.PER_SET_IQA, "dualformer", ("dist",))
+    summary = evaluate_iqa({**cfg, "pyiqa_methods": ["niqe"]}, "quick", 0.5, 0.5, metrics_dir=tmp_path / "m", **kwargs)
+    assert summary["results"]["dist"]["dualformer"] == NA
+    assert set(summary["results"]["dist"]["niqe"]) == {"plcc", "srcc", "krcc"}
+    assert not (tmp_path / "m" / "iqa" / "dualformer").exists()
+    _, records = read_csv(tmp_path / "m" / "iqa.csv")
+    reasons = {r["reason"] for r in records if r["method"] == "dualformer"}
+    assert reasons == {"dualformer cannot score blur/1.png: too small for its crops"}, reasons
 
 
 def test_ilniqe_reads_its_template_in_the_upstream_layout(tmp_path):
