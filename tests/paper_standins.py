@@ -25,6 +25,7 @@ from pipeline.archs.nafnet import NAFNet
 from pipeline.archs.recycled_vgg import PatchVggDiscriminator, VggDiscriminator
 from pipeline.archs.rrdbnet import RRDBNet, basicsr_to_esrgan
 from pipeline.archs.srresnet import SRResNet
+from pipeline.archs.swin_discriminator import SpectralDiscriminator2D, SwinDiscriminator
 from pipeline.archs.swinir import SwinIR
 from pipeline.archs.u2net import U2NET
 from pipeline.checkpoint import save_state_dict
@@ -368,11 +369,11 @@ def iqa_datasets(root: Path, rng: np.random.Generator) -> None:
     members, rows = {}, []
     for i, (ref, cls, kind) in enumerate(((1, 0, 0), (2, 3, 1))):
         dist = f"A{ref:04d}_{cls:02d}_{kind:02d}.bmp"
-        members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 112, 112, "BMP")
+        members[f"PIPAL/Dist_Imgs/{dist}"] = _png(rng, 288, 288, "BMP")  # PIPAL's size: DualFormer's 192 px patches
         rows.append({"hq_name": f"A{ref:04d}.bmp", "dist_name": dist, "elo_score": 1400.0 + 25 * i,
                      "official_split": "train"})
     for ref in (1, 2):
-        members[f"PIPAL/Train_Ref/A{ref:04d}.bmp"] = _png(rng, 112, 112, "BMP")
+        members[f"PIPAL/Train_Ref/A{ref:04d}.bmp"] = _png(rng, 288, 288, "BMP")
     rows.append({"hq_name": "A0201.bmp", "dist_name": "A0201_00_00.bmp", "elo_score": 1500.0,
                  "official_split": "val"})  # a validation row: its image is not in Dist_Imgs
     _tar(root / "PIPAL" / "pipal.tar", members)
@@ -463,6 +464,37 @@ def ilniqe_template() -> bytes:
     return buf.getvalue()
 
 
+# DualFormer's critics as options/train/train_esrgan_x4_dual_former.yml builds them (the IQA experiments' own options
+# files are in the Drive release only; PIPAL's must split its 6 x 6 tokens at 192 px, so its stand-in has window 6)
+DUALFORMER_D = {"img_size": 128, "patch_size": 32, "num_classes": 1, "embed_dim": 96, "depths": [8, 2],
+                "num_heads": [3, 6], "mlp_ratio": 4, "window_size": 4, "fused_window_process": True, "in_chans": 3}
+DUALFORMER_SPECTRAL_D = {**{k: v for k, v in DUALFORMER_D.items() if k != "in_chans"}, "version": "swin",
+                         "reduction": "none", "spec_type": "power", "fix_normalize": True}
+DUALFORMER_WINDOWS = {"pipal": 6, "clive_koniq": 4}
+
+
+def dualformer_options(experiment: str) -> dict:
+    """A stand-in options file of a DualFormer IQA experiment folder (pipeline.metrics.dualformer EXPERIMENTS)."""
+    window = DUALFORMER_WINDOWS[experiment]
+    return {"name": f"stand-in {experiment}",
+            "network_d": {"type": "SwinTransformer", **DUALFORMER_D, "window_size": window},
+            "net_spectral_d": {"type": "SpectralDiscriminator2D", **DUALFORMER_SPECTRAL_D, "window_size": window}}
+
+
+def _dualformer_critics() -> dict[str, bytes]:
+    """The four dualformer_iqa_* files: {'params': ...} (BasicSR save_network), upstream's key names (checked in
+    tests/test_dualformer.py), the spectral critic's under `net.`."""
+    files = {}
+    for experiment, window in DUALFORMER_WINDOWS.items():
+        spatial = SwinDiscriminator(**{k: v for k, v in DUALFORMER_D.items() if k != "fused_window_process"}
+                                    | {"window_size": window})
+        spectral = SpectralDiscriminator2D(**{k: v for k, v in DUALFORMER_SPECTRAL_D.items()
+                                              if k != "fused_window_process"} | {"window_size": window})
+        files[f"dualformer_iqa_{experiment}_d"] = _torch_bytes({"params": spatial.state_dict()})
+        files[f"dualformer_iqa_{experiment}_spectral_d"] = _torch_bytes({"params": spectral.state_dict()})
+    return files
+
+
 def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     """The downloadable weights, each in its upstream format; returns the manual ones (entry -> bytes)."""
     import open_clip
@@ -534,6 +566,7 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
                for domain, epoch in (("sr", 200), ("auth", 2000))},
             "recycled_basnet": _torch_bytes(BASNet().state_dict()),
             "recycled_u2net": _torch_bytes(U2NET().state_dict()),
+            **_dualformer_critics(),
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
             "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),

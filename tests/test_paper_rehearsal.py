@@ -24,6 +24,7 @@ import yaml
 import paper_standins as standins
 from conftest import ROOT, run
 from pipeline.data.download import file_digests, file_name
+from pipeline.metrics.dualformer import EXPERIMENTS
 
 SCALE = {
     "paper.synthesize.subimage_size": 64, "paper.synthesize.subimage_step": 64,
@@ -113,6 +114,9 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         manual_files[name] = target
+    for experiment, folder in EXPERIMENTS.items():  # DualFormer's folders hold their options file beside models/
+        options = project / "data/weights/eval/dualformer_iqa" / folder / f"train_{folder}.yml"
+        options.write_text(yaml.safe_dump(standins.dualformer_options(experiment), sort_keys=False))
     pin_registry(project, mirror_root, manual_files)
     run(["git", "commit", "-qam", "pin the stand-ins"], project)
 
@@ -152,6 +156,14 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     # RecycleD: its four critics, BASNet and U^2-Net load, each set scored by its own configuration
     assert all(isinstance(iqa["results"][s]["recycled"]["srcc"], float) for s in ("PIPAL", "KonIQ-10k", "Ma",
                                                                                   "LIVE-itW"))
+    # DualFormer: both experiment folders load (options file, net_d.pth, net_spectral_d.pth at paper size); PIPAL's
+    # 288 px stand-ins hold its 192 px patches, the KonIQ-10k and LIVE-itW ones are smaller than its 384 px crops
+    assert isinstance(iqa["results"]["PIPAL"]["dualformer"]["srcc"], float)
     with open(project / "reports/metrics/iqa.csv", newline="") as f:
-        clipiqa = [r for r in csv.DictReader(f) if r["method"] == "clipiqa"]
+        records = list(csv.DictReader(f))
+    reasons = {r["set"]: r["reason"] for r in records if r["method"] == "dualformer" and r["table"] == "table3"}
+    assert reasons["KonIQ-10k"] == ("dualformer cannot score 10004473376.jpg: a 144 x 108 image is smaller than "
+                                    "DualFormer's 384 px crops on KonIQ-10k"), reasons
+    assert reasons["Ma"] == "dualformer has a configuration for PIPAL, KonIQ-10k, LIVE-itW only, not Ma", reasons
+    clipiqa = [r for r in records if r["method"] == "clipiqa"]
     assert clipiqa and all(r["value"] == "" and "sha256" in r["reason"] for r in clipiqa)
