@@ -47,6 +47,7 @@ from pipeline.metrics.dualformer import SETS as DUALFORMER_SETS
 from pipeline.metrics.dualformer import load_dualformer
 from pipeline.metrics.mdfs import load_mdfs
 from pipeline.metrics.niqe_params import NIQE_MAT
+from pipeline.metrics.rankiqa import load_rankiqa
 from pipeline.metrics.recycled import SETS as RECYCLED_SETS
 from pipeline.metrics.recycled import load_recycled
 from pipeline.metrics.pyiqa_metrics import (
@@ -76,11 +77,11 @@ IQA_COLUMNS = ("image", "score", "mos")
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
 # Table 3's methods outside pyiqa -> their loaders, called with the files of the method's eval_iqa param
 OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs, "recycled": load_recycled,
-             "dualformer": load_dualformer}
+             "dualformer": load_dualformer, "rankiqa": load_rankiqa}
 # Methods whose network depends on the set (RecycleD, DualFormer: a critic per set) -> the sets they have one for;
 # they are called with the set's name and are n/a on the other sets
 PER_SET_IQA = {"recycled": RECYCLED_SETS, "dualformer": DUALFORMER_SETS}
-IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD's, DualFormer's critics: higher
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD, DualFormer, RankIQA: higher
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")

@@ -133,6 +133,7 @@ SCHEMA: dict[str, Rule] = {
     **{f"{{p}}.eval_iqa.recycled.{role}": TEXT for role in ("image_gan_sr", "image_gan_auth", "patch_gan_sr",
                                                            "patch_gan_auth", "basnet", "u2net")},
     "{p}.eval_iqa.dualformer.pipal": TEXT, "{p}.eval_iqa.dualformer.clive_koniq": TEXT,
+    "{p}.eval_iqa.rankiqa.weights": TEXT,
     "{p}.eval_iqa.clip_position": one_of(*CLIP_POSITIONS),
     "{p}.eval_iqa.max_pixels": COUNT, "{p}.eval_iqa.tile": integer(32, 32), "{p}.eval_iqa.tile_margin": integer(0, 32),
 }

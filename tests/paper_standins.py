@@ -495,6 +495,78 @@ def _dualformer_critics() -> dict[str, bytes]:
     return files
 
 
+def _caffe_classes() -> dict:
+    """The caffe.proto messages a .caffemodel holds (BVLC/caffe src/caffe/proto/caffe.proto's field numbers), built
+    with protobuf itself, so stand-ins are encoded by a real protobuf encoder, not by the reader under test."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    f = descriptor_pb2.FieldDescriptorProto
+    one, many = f.LABEL_OPTIONAL, f.LABEL_REPEATED
+    messages = {
+        "BlobShape": [("dim", 1, f.TYPE_INT64, many, None, True)],
+        "BlobProto": [("shape", 7, f.TYPE_MESSAGE, one, "BlobShape", False),
+                      ("data", 5, f.TYPE_FLOAT, many, None, True), ("num", 1, f.TYPE_INT32, one, None, False),
+                      ("channels", 2, f.TYPE_INT32, one, None, False), ("height", 3, f.TYPE_INT32, one, None, False),
+                      ("width", 4, f.TYPE_INT32, one, None, False)],
+        "LayerParameter": [("name", 1, f.TYPE_STRING, one, None, False), ("type", 2, f.TYPE_STRING, one, None, False),
+                           ("bottom", 3, f.TYPE_STRING, many, None, False),
+                           ("blobs", 7, f.TYPE_MESSAGE, many, "BlobProto", False)],
+        "V1LayerParameter": [("bottom", 2, f.TYPE_STRING, many, None, False),
+                             ("name", 4, f.TYPE_STRING, one, None, False), ("type", 5, f.TYPE_INT32, one, None, False),
+                             ("blobs", 6, f.TYPE_MESSAGE, many, "BlobProto", False)],
+        "NetParameter": [("name", 1, f.TYPE_STRING, one, None, False),
+                         ("layers", 2, f.TYPE_MESSAGE, many, "V1LayerParameter", False),
+                         ("layer", 100, f.TYPE_MESSAGE, many, "LayerParameter", False)],
+    }
+    proto = descriptor_pb2.FileDescriptorProto(name="caffe_standin.proto", package="caffe", syntax="proto2")
+    for name, fields in messages.items():
+        message = proto.message_type.add(name=name)
+        for field_name, number, kind, label, type_name, packed in fields:
+            field = message.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = f".caffe.{type_name}"
+            if packed:
+                field.options.packed = True
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}")) for name in messages}
+
+
+def caffemodel(layers: dict[str, list[np.ndarray]], v1: bool = False) -> bytes:
+    """A .caffemodel holding `layers` (name -> blobs): LayerParameter with BlobShape, or (v1) the deprecated
+    V1LayerParameter with the legacy 4-D num/channels/height/width, as pre-2015 Caffe wrote them."""
+    classes = _caffe_classes()
+    net = classes["NetParameter"](name="RankIQA_siamese_train_test")
+    for name, blobs in layers.items():
+        layer = net.layers.add(name=name, type=4) if v1 else net.layer.add(name=name, type="Convolution")
+        for blob in blobs:
+            proto = layer.blobs.add()
+            if v1:
+                dims = (1,) * (4 - blob.ndim) + blob.shape
+                proto.num, proto.channels, proto.height, proto.width = dims
+            else:
+                proto.shape.dim.extend(blob.shape)
+            proto.data.extend(blob.ravel().tolist())
+    return net.SerializeToString()
+
+
+def rankiqa_layers(widths=(4, 4, 8, 8, 8), hidden: int = 16, seed: int = RNG_SEED) -> dict[str, list[np.ndarray]]:
+    """RankIQA's deploy layers (conv1_1 ... conv5_3, fc6, fc7, fc8_m) with random blobs in Caffe's shapes, at
+    `widths` (VGG-16's are 64 ... 512 and 4096: a 528 MB file)."""
+    rng = np.random.default_rng(seed)
+    layers, c_in = {}, 3
+    for stage, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)):
+        for i in range(1, n + 1):
+            c_out = widths[stage - 1]
+            weight = rng.normal(0, (2 / (9 * c_in)) ** 0.5, (c_out, c_in, 3, 3)).astype(np.float32)
+            layers[f"conv{stage}_{i}"] = [weight, rng.normal(0, 0.01, c_out).astype(np.float32)]
+            c_in = c_out
+    for name, (c_out, fan_in) in (("fc6", (hidden, c_in * 49)), ("fc7", (hidden, hidden)), ("fc8_m", (1, hidden))):
+        layers[name] = [rng.normal(0, (2 / fan_in) ** 0.5, (c_out, fan_in)).astype(np.float32),
+                        rng.normal(0, 0.01, c_out).astype(np.float32)]
+    return layers
+
+
 def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     """The downloadable weights, each in its upstream format; returns the manual ones (entry -> bytes)."""
     import open_clip
@@ -567,6 +639,8 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
             "recycled_basnet": _torch_bytes(BASNet().state_dict()),
             "recycled_u2net": _torch_bytes(U2NET().state_dict()),
             **_dualformer_critics(),
+            # RankIQA's Rank_tid2013.caffemodel: its layers, narrower than VGG-16's (the full file is 528 MB)
+            "rankiqa_rank_tid2013": caffemodel(rankiqa_layers()),
             "wgsr_2lvl_x4": _torch_bytes(OldRRDBNet(**model_cfg["rrdbnet"]).state_dict()),
             "spsr_x4": _torch_bytes(UpstreamSPSRNet(**model_cfg["rrdbnet"]).state_dict()),  # and SPSR's spsr.pth
             "basicsr_esrgan_psnr_x4": _torch_bytes({"params": rrdb()}),

@@ -216,7 +216,8 @@ def iqa_run(tmp_path_factory):
            "recycled": {role: str(root / f"{role}.pth") for role in ("image_gan_sr", "image_gan_auth", "patch_gan_sr",
                                                                       "patch_gan_auth", "basnet", "u2net")},
            "dualformer": {"pipal": str(root / "NRIQA_dual_former_PIPAL"),
-                          "clive_koniq": str(root / "NRIQA_dual_former_CLIVE_KonIQ-10k")}}
+                          "clive_koniq": str(root / "NRIQA_dual_former_CLIVE_KonIQ-10k")},
+           "rankiqa": {"weights": str(root / "Rank_tid2013.caffemodel")}}
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -251,7 +252,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
                                       "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs", "recycled",
-                                      "dualformer"}
+                                      "dualformer", "rankiqa"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -300,7 +301,7 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
                            0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
     assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs",
-                                                          "recycled", "dualformer")}
+                                                          "recycled", "dualformer", "rankiqa")}
     assert summary["na"]["contentsep"].startswith(f"weights not available: {cfg['contentsep']['weights']} (by hand")
     assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
                                       f"(the train_real stage writes it)"

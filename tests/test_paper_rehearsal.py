@@ -165,5 +165,9 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     assert reasons["KonIQ-10k"] == ("dualformer cannot score 10004473376.jpg: a 144 x 108 image is smaller than "
                                     "DualFormer's 384 px crops on KonIQ-10k"), reasons
     assert reasons["Ma"] == "dualformer has a configuration for PIPAL, KonIQ-10k, LIVE-itW only, not Ma", reasons
+    # RankIQA: its caffemodel parses and loads; PIPAL's stand-ins hold its 224 px crops, KonIQ-10k's do not
+    assert isinstance(iqa["results"]["PIPAL"]["rankiqa"]["srcc"], float)
+    assert any(r["method"] == "rankiqa" and r["set"] == "KonIQ-10k" and "no room for RankIQA's 224 px crops" in
+               r["reason"] for r in records)
     clipiqa = [r for r in records if r["method"] == "clipiqa"]
     assert clipiqa and all(r["value"] == "" and "sha256" in r["reason"] for r in clipiqa)
