@@ -33,6 +33,7 @@ from torch import nn
 
 from pipeline.archs.swin_discriminator import SpectralDiscriminator2D, SwinDiscriminator
 from pipeline.checkpoint import load_state_dict
+from pipeline.metrics.contentsep import patches
 from pipeline.metrics.pyiqa_metrics import MetricUnavailable, load_weights, require_file
 
 SEED = 23  # test_iqa.py --seed
@@ -142,13 +143,6 @@ def critic_state(path: Path, net: nn.Module) -> dict[str, torch.Tensor]:
     return {**rebuilt, **state}
 
 
-def patchify(x: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B * n, C, size, size): the size x size patches at `stride`, row-major, remainder dropped."""
-    b, c = x.shape[:2]
-    patches = x.unfold(2, size, stride).unfold(3, size, stride)  # B, C, rows, cols, size, size
-    return patches.reshape(b, c, -1, size, size).permute(0, 2, 1, 3, 4).reshape(-1, c, size, size)
-
-
 class DualFormerIQA(nn.Module):
     """forward(x, set_name): image (1, 3, H, W) RGB in [0, 1] -> 0-dim score with `set_name`'s SETS
     configuration; each set draws its random crops from its own generator, seeded 23 at its first image."""
@@ -162,7 +156,7 @@ class DualFormerIQA(nn.Module):
     def crop_mean(self, critic: nn.Module, x: torch.Tensor, config: SetConfig, rng) -> torch.Tensor:
         size = config.img_size
         if config.protocol == "patchify":
-            return critic(patchify(x, size, STRIDE)).view(1, -1).mean(dim=1)
+            return critic(patches(x, size, STRIDE)).view(1, -1).mean(dim=1)
         score = 0
         for _ in range(config.n_ensemble):
             top = rng.randint(0, x.shape[2] - size)
