@@ -1,6 +1,8 @@
+import getpass
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,17 @@ if _WORKERS > 1:
 # The test that runs longest by far (the whole paper DAG): started first, so that one xdist worker runs it while the
 # other works through the rest, and neither waits for it at the end.
 LONGEST = "tests/test_paper_rehearsal.py::"
+
+
+def pytest_sessionstart(session):
+    """Earlier sessions' folders go before this one writes: pytest removes them only at a session's end (pytest.ini
+    keeps one), and on a machine that ran the suite before, each may hold a rehearsal's 12 GB."""
+    if hasattr(session.config, "workerinput") or session.config.option.basetemp:  # xdist workers: the controller's
+        return
+    temproot = Path(os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()).resolve()
+    for folder in (temproot / f"pytest-of-{getpass.getuser()}").glob("pytest-[0-9]*"):
+        if not (folder / ".lock").exists():  # a running session holds its lock
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
