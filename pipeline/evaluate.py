@@ -43,6 +43,7 @@ from pipeline.data.synthesize import OUT_ROOTS, find_set
 from pipeline.fileio import list_images, read_image, write_image, write_json, write_text
 from pipeline.metrics.contentsep import load_contentsep
 from pipeline.metrics.correlation import correlations
+from pipeline.metrics.dipiq import load_dipiq
 from pipeline.metrics.dualformer import SETS as DUALFORMER_SETS
 from pipeline.metrics.dualformer import load_dualformer
 from pipeline.metrics.mdfs import load_mdfs
@@ -77,11 +78,11 @@ IQA_COLUMNS = ("image", "score", "mos")
 SFD_IQA_METHODS = {"full": "sfd_iqa", "baseline": "sfd_iqa_baseline", "featd": "sfd_iqa_featd", "tgd": "sfd_iqa_tgd"}
 # Table 3's methods outside pyiqa -> their loaders, called with the files of the method's eval_iqa param
 OTHER_IQA = {"contentsep": load_contentsep, "mdfs": load_mdfs, "recycled": load_recycled,
-             "dualformer": load_dualformer, "rankiqa": load_rankiqa}
+             "dualformer": load_dualformer, "rankiqa": load_rankiqa, "dipiq": load_dipiq}
 # Methods whose network depends on the set (RecycleD, DualFormer: a critic per set) -> the sets they have one for;
 # they are called with the set's name and are n/a on the other sets
 PER_SET_IQA = {"recycled": RECYCLED_SETS, "dualformer": DUALFORMER_SETS}
-IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD, DualFormer, RankIQA: higher
+IQA_LOWER_BETTER = ("niqe", "ilniqe", "piqe", "contentsep", "mdfs")  # RecycleD, DualFormer, RankIQA, dipIQ: higher
 
 RECORD_COLUMNS = ("table", "set", "subset", "method", "metric", "value", "reason")
 CORRELATIONS = ("plcc", "srcc", "krcc")

@@ -134,6 +134,7 @@ SCHEMA: dict[str, Rule] = {
                                                            "patch_gan_auth", "basnet", "u2net")},
     "{p}.eval_iqa.dualformer.pipal": TEXT, "{p}.eval_iqa.dualformer.clive_koniq": TEXT,
     "{p}.eval_iqa.rankiqa.weights": TEXT,
+    **{f"{{p}}.eval_iqa.dipiq.{role}": TEXT for role in ("codebook", "whitening", "normalization", "network")},
     "{p}.eval_iqa.clip_position": one_of(*CLIP_POSITIONS),
     "{p}.eval_iqa.max_pixels": COUNT, "{p}.eval_iqa.tile": integer(32, 32), "{p}.eval_iqa.tile_margin": integer(0, 32),
 }

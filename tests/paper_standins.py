@@ -464,6 +464,36 @@ def ilniqe_template() -> bytes:
     return buf.getvalue()
 
 
+DIPIQ_FILES = {"codebook": "CSIQ_codebook_BS7.mat", "whitening": "CSIQ_whitening_param.mat",
+               "normalization": "normalizationParaCORNIA.mat", "network": "netPara.mat"}
+
+
+def dipiq_files(codewords: int = 10000, hidden=(32, 16), seed: int = RNG_SEED) -> dict[str, bytes]:
+    """dipIQ's four .mat files (role -> bytes) with the variables dipIQ.m and cornia_feature.m load, in the types
+    and shapes of the release's (checked on CSIQ_whitening_param.mat and normalizationParaCORNIA.mat at
+    NTIA/NRMetricFramework 4816527: M 1 x 49 and P 49 x 49 double, trainMu and trainStd 1 x 20000 single, MAT v5):
+    codebook0 49 x codewords double; netPara a 1 x 2L struct array of 'value's, each weight in x out and each bias
+    out x 1 (dipIQ.m adds its transpose to a row); the hidden widths are ours, the release's are read from its file."""
+    rng = np.random.default_rng(seed)
+    whiten = np.eye(49) + 0.1 * rng.standard_normal((49, 49))  # not symmetric: a pixel-order slip shows
+    widths = (2 * codewords, *hidden, 1)
+    net = np.empty((1, 2 * len(widths) - 2), dtype=[("value", object)])
+    for i, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        net[0, 2 * i]["value"] = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        net[0, 2 * i + 1]["value"] = (0.1 * rng.standard_normal((n_out, 1))).astype(np.float32)
+    variables = {"codebook": {"codebook0": rng.standard_normal((49, codewords))},
+                 "whitening": {"M": 0.01 * rng.standard_normal((1, 49)), "P": whiten},
+                 "normalization": {"trainMu": rng.random((1, 2 * codewords), dtype=np.float32),
+                                   "trainStd": 0.5 + rng.random((1, 2 * codewords), dtype=np.float32)},
+                 "network": {"netPara": net}}
+    files = {}
+    for role, mat in variables.items():
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, mat)
+        files[role] = buf.getvalue()
+    return files
+
+
 # DualFormer's critics as options/train/train_esrgan_x4_dual_former.yml builds them (the IQA experiments' own options
 # files are in the Drive release only; PIPAL's must split its 6 x 6 tokens at 192 px, so its stand-in has window 6)
 DUALFORMER_D = {"img_size": 128, "patch_size": 32, "num_classes": 1, "embed_dim": 96, "depths": [8, 2],
@@ -590,6 +620,9 @@ def weights(root: Path, model_cfg: dict) -> dict[str, bytes]:
     _write(root / "dists" / "DISTS_weights-f5e65c96.pth",
            _torch_bytes({k: torch.rand(1, 1475, 1, 1) * 0.1 for k in ("alpha", "beta")}))
     _write(root / "ilniqe" / "ILNIQE_templateModel.mat", ilniqe_template())
+    # dipIQ's four .mat files as NTIA/NRMetricFramework's reports/ holds them
+    for role, data in dipiq_files().items():
+        _write(root / f"dipiq_{role}" / DIPIQ_FILES[role], data)
     # OpenAI's RN50.pt is a TorchScript archive that pyiqa checks against the sha256 in its URL, which no stand-in
     # can match: a small TorchScript archive stands in, and CLIP-IQA must come out n/a with that reason.
     buf = io.BytesIO()

@@ -17,6 +17,7 @@ import pytest
 from pipeline.data import download
 from pipeline.data.download import (ChecksumError, MirrorError, MissingSourceError, UnpinnedChecksumError,
                                     UnsafeArchiveError, fetch, mirror_base)
+from pipeline.data.registry import validate_entry
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, so a cut after 5000 bytes leaves a real partial file
 
@@ -427,6 +428,20 @@ GH_API_PATH = "api/repos/o/r/releases/tags/v1"
 
 def git_sha1(data):
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_a_file_pinned_by_its_git_blob_id_is_verified(server, tmp_path):
+    """A file kept in a git repository is pinned by the blob id its tree states (dipIQ's .mat files)."""
+    server.files["net.mat"] = PAYLOAD
+    entry = weights_entry(server.url("net.mat"), PAYLOAD)
+    entry["files"][0]["checksum"] = {"algorithm": "git-sha1", "value": git_sha1(PAYLOAD), "source": "a tree"}
+    validate_entry("net", {**entry, "target": "data/weights/eval/net.mat",  # as data/registry.yaml may state it
+                           "files": [{**entry["files"][0], "urls": ["https://example.org/net.mat"]}]})
+    assert fetch("net", entry, tmp_path, progress=False).read_bytes() == PAYLOAD
+    entry["files"][0]["checksum"]["value"] = git_sha1(PAYLOAD + b"!")
+    with pytest.raises(ChecksumError, match="git-sha1"):
+        fetch("net", entry, tmp_path / "other", progress=False)
+    assert all_files(tmp_path / "other") == []
 
 
 def published_entry(url, data, publisher, prefix=None):

@@ -217,7 +217,8 @@ def iqa_run(tmp_path_factory):
                                                                       "patch_gan_auth", "basnet", "u2net")},
            "dualformer": {"pipal": str(root / "NRIQA_dual_former_PIPAL"),
                           "clive_koniq": str(root / "NRIQA_dual_former_CLIVE_KonIQ-10k")},
-           "rankiqa": {"weights": str(root / "Rank_tid2013.caffemodel")}}
+           "rankiqa": {"weights": str(root / "Rank_tid2013.caffemodel")},
+           "dipiq": {role: str(root / f"{role}.mat") for role in ("codebook", "whitening", "normalization", "network")}}
     (root / "torch").mkdir()
     kwargs = {"iqa_dir": root / "iqa", "torch_home": root / "torch", "niqe_params": write_niqe_mat(root / "niqe.mat"),
               "device": CPU}
@@ -252,7 +253,7 @@ def test_iqa_records_json_and_correlations(iqa_run):
     table3 = {(r["method"], r["metric"]): r for r in records if r["table"] == "table3"}
     assert {m for m, _ in table3} == {"sfd_iqa", "sfd_iqa_baseline", "sfd_iqa_featd", "sfd_iqa_tgd", "niqe", "ilniqe",
                                       "clipiqa", "piqe", "qualiclip", "maclip", "contentsep", "mdfs", "recycled",
-                                      "dualformer", "rankiqa"}
+                                      "dualformer", "rankiqa", "dipiq"}
     data = strict_json(root / "metrics" / "iqa.json")
     assert set(data) == {"profile", "results", "subsets", "weights"}
     assert {k: float(table3[(m, k)]["value"]) for m in ("sfd_iqa",) for k in ("plcc", "srcc", "krcc")} == \
@@ -301,7 +302,7 @@ def test_iqa_without_checkpoint_or_with_an_unknown_method(iqa_run, tmp_path):
     summary = evaluate_iqa({**cfg, "sfd_iqa": str(tmp_path / "none.safetensors"), "pyiqa_methods": []}, "quick",
                            0.5, 0.5, metrics_dir=tmp_path / "metrics", **kwargs)
     assert summary["results"]["dist"] == {m: NA for m in (*SFD_IQA_METHODS.values(), "contentsep", "mdfs",
-                                                          "recycled", "dualformer", "rankiqa")}
+                                                          "recycled", "dualformer", "rankiqa", "dipiq")}
     assert summary["na"]["contentsep"].startswith(f"weights not available: {cfg['contentsep']['weights']} (by hand")
     assert summary["na"]["sfd_iqa"] == f"SFD-IQA checkpoint not found: {tmp_path / 'none.safetensors'} " \
                                       f"(the train_real stage writes it)"

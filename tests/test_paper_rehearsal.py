@@ -177,5 +177,7 @@ def test_paper_dag_runs_end_to_end_and_a_missing_set_stops_only_its_stages(proje
     assert isinstance(iqa["results"]["PIPAL"]["rankiqa"]["srcc"], float)
     assert any(r["method"] == "rankiqa" and r["set"] == "KonIQ-10k" and "no room for RankIQA's 224 px crops" in
                r["reason"] for r in records)
+    # dipIQ: its four .mat files download, pinned, and score every set
+    assert all(isinstance(iqa["results"][s]["dipiq"]["srcc"], float) for s in ("PIPAL", "KonIQ-10k", "Ma", "LIVE-itW"))
     clipiqa = [r for r in records if r["method"] == "clipiqa"]
     assert clipiqa and all(r["value"] == "" and "sha256" in r["reason"] for r in clipiqa)

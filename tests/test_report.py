@@ -430,4 +430,4 @@ def test_table5_holds_each_tasks_runs_beside_the_papers_values(tmp_path):
 def test_the_protocol_names_table3s_methods_the_pipeline_does_not_run_and_no_other():
     note = paper_only_note(read_paper(ROOT / "reports/paper")["table3"])
     named = note.removeprefix("eval_iqa: ").split(": ")[0].split(", ")
-    assert named == ["QAC", "LPSI", "SNP-NIQE", "dipIQ"]
+    assert named == ["QAC", "LPSI", "SNP-NIQE"]

@@ -29,8 +29,8 @@ IQA_KEYS = {"images", "scores", "format"}
 # Restoration pairs (Table 5): the upstream layouts that pipeline/data/restoration.py reads (its LAYOUTS).
 RESTORATION_FORMATS = ("rain100l", "gopro")
 # Hex digits a checksum value must have: sha256-prefix is the first digits of a sha256 (torchvision/BasicSR
-# file names carry the first 8).
-CHECKSUM_DIGITS = {"sha256": (64, 64), "md5": (32, 32), "sha256-prefix": (8, 63)}
+# file names carry the first 8); git-sha1 is the blob id git gives a file, which a repository's tree states.
+CHECKSUM_DIGITS = {"sha256": (64, 64), "md5": (32, 32), "sha256-prefix": (8, 63), "git-sha1": (40, 40)}
 # Publishers whose servers state a file's digest, read by the downloader when the registry pins none (or only a
 # sha256-prefix): the host the registry URL must be on, and the URL path that marks a file as theirs.
 # Hugging Face: `resolve` URLs of model, dataset and space repos; GitHub: release assets.

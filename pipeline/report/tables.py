@@ -40,7 +40,7 @@ CAPTIONS = {
 # Our IQA method -> the paper's row of Table 3 it reproduces (our SR runs' columns are in params.yaml's run table).
 IQA_COUNTERPARTS = {"sfd_iqa": "SFD-IQA (Ours)", "niqe": "NIQE", "ilniqe": "IL-NIQE", "clipiqa": "CLIPQA",
                     "contentsep": "ContentSep", "mdfs": "MDFS", "recycled": "RecycleD", "dualformer": "DualFormer",
-                    "rankiqa": "RankIQA"}
+                    "rankiqa": "RankIQA", "dipiq": "dipIQ"}
 # Labels of what is ours besides the trained runs (whose labels are in the run table).
 OTHER_LABELS = {"bicubic": "Bicubic", "sfd_iqa": "SFD-IQA", "sfd_iqa_baseline": "SFD-IQA baseline (s_o)",
                 "sfd_iqa_featd": "SFD-IQA w/ Feat-D", "sfd_iqa_tgd": "SFD-IQA w/ TG-D (s_aver)",
