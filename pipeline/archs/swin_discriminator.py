@@ -15,13 +15,13 @@ torch.roll) are left out, since they only matter in training. Inputs are RGB in 
 from __future__ import annotations
 
 import torch
+from kornia.color import rgb_to_grayscale
 from torch import nn
 
 from pipeline.archs.swinir import SwinTransformerBlock, to_tokens
 
 SPEC_TYPES = ("power", "magnitude")
 REDUCTIONS = ("none", "mean", "gray")
-BT601 = (0.299, 0.587, 0.114)  # spectrum_transform's 'gray' reduction
 
 
 def stage_window(side: int, window_size: int) -> tuple[int, int]:
@@ -144,7 +144,7 @@ def patch_spectra(x: torch.Tensor, patch: int, spec_type: str = "power", reducti
     rows, cols = h // patch, w // patch
     p = x.reshape(b, c, rows, patch, cols, patch).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, patch, patch)
     if reduction == "gray":
-        p = (BT601[0] * p[:, 0] + BT601[1] * p[:, 1] + BT601[2] * p[:, 2]).unsqueeze(1)
+        p = rgb_to_grayscale(p)  # BT.601
     f = torch.fft.fftshift(torch.fft.fftn(p, dim=(-2, -1)), dim=(-2, -1))
     power = f.real ** 2 + f.imag ** 2
     if spec_type == "magnitude":

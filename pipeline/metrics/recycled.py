@@ -33,6 +33,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 from torch import nn
 
 from pipeline.archs.basnet import BASNet
@@ -46,7 +47,6 @@ SOD_SIZE = {"basnet": 256, "u2net": 320}  # SodBASNet's and SodU2Net's input siz
 SOD_NETS = {"basnet": BASNet, "u2net": U2NET}
 RESIDUAL_SCALE = 4  # define_predictor's HighFrequencyResidual(scale_factor=4)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-BT601 = (0.299, 0.587, 0.114)
 # load_recycled's argument -> (define_discriminator's choice, the file's name in RecycleD's Google Drive folder)
 CRITICS = {"image_gan_sr": ("VGG", "RecycleD_SR-WGAN_Discriminator_ImageGAN_epoch0200_ForSuperResImg.pth"),
            "image_gan_auth": ("VGG", "RecycleD_SR-WGAN_Discriminator_ImageGAN_epoch2000_ForAuthDistImg.pth"),
@@ -124,7 +124,6 @@ class RecycleD(nn.Module):
         self.sod = nn.ModuleDict(sod).eval()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("gray", torch.tensor(BT601).view(1, 3, 1, 1), persistent=False)
 
     def sod_map(self, x: torch.Tensor, detector: str) -> torch.Tensor:
         """(N, 3, H, W) -> (N, 1, H, W) saliency, min-max normalised over the whole tensor."""
@@ -135,7 +134,7 @@ class RecycleD(nn.Module):
 
     def sr_residual(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, 1, H, W) |gray - bicubic x4 down and up|."""
-        gray = torch.sum(x * self.gray, dim=1, keepdim=True)
+        gray = rgb_to_grayscale(x)  # BT.601
         h, w = x.shape[-2:]
         low = F.interpolate(gray, size=(h // RESIDUAL_SCALE, w // RESIDUAL_SCALE), mode="bicubic",
                             align_corners=False)
