@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.checkpoint import CheckpointError
+
 NET_LAYER, NET_V1_LAYERS = 100, 2
 LAYER_FIELDS = {NET_LAYER: (1, 7), NET_V1_LAYERS: (4, 6)}  # (name, blobs) of LayerParameter / V1LayerParameter
 BLOB_SHAPE, BLOB_DATA, BLOB_DOUBLE_DATA = 7, 5, 8
 BLOB_LEGACY_DIMS = (1, 2, 3, 4)  # num, channels, height, width
 
 
-class CaffeModelError(ValueError):
+class CaffeModelError(CheckpointError):
     """A file that is not a readable .caffemodel."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.caffemodel import CaffeModelError, read_caffemodel
+from pipeline.caffemodel import read_caffemodel
 from pipeline.checkpoint import CheckpointError
 from pipeline.metrics.pyiqa_metrics import MetricUnavailable, load_weights, require_file
 
@@ -54,10 +54,7 @@ class RankIQANet(nn.Module):
 
 def caffe_layers(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     """The deploy net's layers from a Rank_*.caffemodel, each [weight, bias]; CheckpointError naming the file."""
-    try:
-        layers = read_caffemodel(path)
-    except CaffeModelError as e:
-        raise CheckpointError(str(e)) from None
+    layers = read_caffemodel(path)
     missing = [name for name in (*CONVS, *FCS) if len(layers.get(name, ())) != 2]
     if missing:
         raise CheckpointError(f"{path} has no weight and bias for layer(s) {', '.join(missing)} of RankIQA's "
