@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 from functools import partial
@@ -366,7 +367,7 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
             continue
         files = ", ".join(str(f) for f in weight_files(name, torch_home, niqe_params))
         summary["weights"][name] = f"pyiqa {name} with {files}"
-        scorers.append(lambda x, _, name=name, metric=metric: {name: metric(x).item()})
+        scorers.append(partial(pyiqa_score, name, metric))
     for method, load in OTHER_IQA.items():
         files = cfg[method]
         try:
@@ -377,6 +378,17 @@ def iqa_scorers(cfg: dict, alpha1: float, alpha2: float, torch_home: Path, niqe_
         summary["weights"][method] = ", ".join(f"{role} {path}" for role, path in files.items())
         scorers.append(partial(other_iqa_score, method, metric))
     return scorers
+
+
+def pyiqa_score(name: str, metric: Callable, x: torch.Tensor, _set_name: str) -> dict[str, float | str]:
+    """A pyiqa method's score of one image, or why it has none: NIQE needs a 96 px block and a non-flat image."""
+    if name == "niqe" and min(x.shape[-2:]) < NIQE_MIN_SIZE:
+        return {name: f"a {x.shape[-1]} x {x.shape[-2]} image holds no {NIQE_MIN_SIZE} px NIQE block"}
+    try:
+        value = metric(x).item()
+    except torch.linalg.LinAlgError:  # NIQE's covariance of a flat image's features is singular
+        return {name: "the covariance of its features is singular (a flat image)"}
+    return {name: value if math.isfinite(value) else f"its score is {value}"}
 
 
 def other_iqa_score(method: str, metric: Callable, x: torch.Tensor, set_name: str) -> dict[str, float | str]:

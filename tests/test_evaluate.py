@@ -364,6 +364,27 @@ def test_a_method_that_cannot_score_one_image_is_na_on_its_set_with_the_image_na
     assert reasons == {"dualformer cannot score blur/1.png: too small for its crops"}, reasons
 
 
+def test_niqe_without_a_block_or_on_a_flat_image_is_na_naming_the_image(iqa_run, tmp_path):
+    """pyiqa's NIQE stops with an error on an image under 96 px and on a flat one: eval_iqa records NIQE as n/a on
+    that set, naming the image, and scores the rest."""
+    _, cfg, kwargs, _ = iqa_run
+    iqa_dir = tmp_path / "iqa"
+    for set_name, odd in (("small", smooth_image(80, 64, 1)), ("flat", np.full((128, 128, 3), 100, np.uint8))):
+        images = [smooth_image(128, 128, 2), smooth_image(128, 128, 3), odd]
+        for i, img in enumerate(images):
+            write_image(iqa_dir / set_name / "images" / f"{i}.png", img)
+        rows = "".join(f"{i}.png,{i + 1.0},," + "\n" for i in range(3))
+        (iqa_dir / set_name / "scores.csv").write_text("image,mos,subset,split\n" + rows)
+    summary = evaluate_iqa({**cfg, "sets": ["small", "flat"], "pyiqa_methods": ["niqe", "piqe"]}, "quick", 0.5, 0.5,
+                           metrics_dir=tmp_path / "m", **{**kwargs, "iqa_dir": iqa_dir})
+    assert summary["results"]["small"]["niqe"] == summary["results"]["flat"]["niqe"] == NA
+    assert set(summary["results"]["small"]["piqe"]) == {"plcc", "srcc", "krcc"}
+    _, records = read_csv(tmp_path / "m" / "iqa.csv")
+    assert {r["set"]: r["reason"] for r in records if r["method"] == "niqe"} == {
+        "small": "niqe cannot score 2.png: a 64 x 80 image holds no 96 px NIQE block",
+        "flat": "niqe cannot score 2.png: the covariance of its features is singular (a flat image)"}
+
+
 def test_ilniqe_reads_its_template_in_the_upstream_layout(tmp_path):
     """pyiqa's IL-NIQE from ILNIQE_templateModel.mat as the paper profile downloads it (the rehearsal leaves IL-NIQE
     out: 12 s an image)."""
