@@ -57,7 +57,9 @@ def test_score_is_upstreams_distance(files):
     assert ours == pytest.approx(theirs, rel=1e-5)
     smooth = torch.nn.functional.avg_pool2d(x, 9, 1, 4)  # another image, another distance
     assert metric(smooth).item() != pytest.approx(ours, rel=1e-2)
-    assert np.isnan(metric(x[..., :100, :120]).item())  # one patch: no covariance
+    with pytest.raises(MetricUnavailable, match="a 120 x 100 image holds fewer than two of ContentSep's 96 px "
+                                                "patches at stride 48"):  # one patch: no covariance
+        metric(x[..., :100, :120])
 
 
 def test_missing_or_wrong_files_are_n_a_with_the_reason(files, tmp_path):

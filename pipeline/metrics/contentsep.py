@@ -48,8 +48,8 @@ def gaussian(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ContentSep(nn.Module):
-    """Image (1, 3, H, W) RGB in [0, 1] -> the distance to the pristine Gaussian; NaN below two patches (H and W
-    >= 96, one of them >= 144)."""
+    """Image (1, 3, H, W) RGB in [0, 1] -> the distance to the pristine Gaussian; MetricUnavailable below two patches
+    (H and W >= 96, one of them >= 144), where upstream divides by zero."""
 
     def __init__(self, net: nn.Sequential, pristine: torch.Tensor):
         super().__init__()
@@ -66,8 +66,10 @@ class ContentSep(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = patches(x)
-        if len(p) < 2:  # no covariance: upstream's division by zero, NaN (the set's correlation is then n/a)
-            return torch.tensor(float("nan"))
+        if len(p) < 2:  # no covariance
+            h, w = x.shape[-2:]
+            raise MetricUnavailable(f"a {w} x {h} image holds fewer than two of ContentSep's {PATCH} px patches at "
+                                    f"stride {STRIDE}")
         mu_t, sigma_t = gaussian(self.features(p))
         d = self.mu_r - mu_t
         pooled = (self.sigma_r + sigma_t) / 2 + STABILITY * torch.eye(len(d), dtype=d.dtype, device=d.device)
