@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Callable
 from functools import partial
@@ -56,6 +55,7 @@ from pipeline.metrics.pyiqa_metrics import (
     NA,
     MetricUnavailable,
     create_metric,
+    score_or_reason,
     weight_files,
 )
 from pipeline.metrics.sr_metrics import NIQE_MIN_SIZE, SR_METRICS, SRMetrics
@@ -384,11 +384,7 @@ def pyiqa_score(name: str, metric: Callable, x: torch.Tensor, _set_name: str) ->
     """A pyiqa method's score of one image, or why it has none: NIQE needs a 96 px block and a non-flat image."""
     if name == "niqe" and min(x.shape[-2:]) < NIQE_MIN_SIZE:
         return {name: f"a {x.shape[-1]} x {x.shape[-2]} image holds no {NIQE_MIN_SIZE} px NIQE block"}
-    try:
-        value = metric(x).item()
-    except torch.linalg.LinAlgError:  # NIQE's covariance of a flat image's features is singular
-        return {name: "the covariance of its features is singular (a flat image)"}
-    return {name: value if math.isfinite(value) else f"its score is {value}"}
+    return {name: score_or_reason(metric, x)}
 
 
 def other_iqa_score(method: str, metric: Callable, x: torch.Tensor, set_name: str) -> dict[str, float | str]:

@@ -91,6 +91,10 @@ def test_missing_or_unfitting_files_name_the_file(release, tmp_path):
     with pytest.raises(MetricUnavailable, match=r"network.mat: netPara layer 1 has a \(192, 8\) weight and \(4, 1\) "
                                                 r"biases, not an in x out weight and out biases"):
         load_dipiq(**{**paths(folder), "network": tmp_path / "network.mat"})
+    hdf5 = tmp_path / "v73.mat"  # MATLAB -v7.3: a 128-byte header, version 0x0200, then HDF5
+    hdf5.write_bytes(b"MATLAB 7.3 MAT-file".ljust(116) + bytes(8) + b"\x00\x02IM" + bytes(384))
+    with pytest.raises(MetricUnavailable, match=r"v73.mat is a MATLAB v7.3 \(HDF5\) file; scipy.io reads v5 and v7"):
+        load_dipiq(**{**paths(folder), "codebook": hdf5})
     garbage = tmp_path / "codebook.mat"
     garbage.write_bytes(b"not a mat file")
     with pytest.raises(MetricUnavailable, match=r"codebook.mat is not a readable .mat file"):

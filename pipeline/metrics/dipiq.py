@@ -23,7 +23,7 @@ import os
 import numpy as np
 import scipy.io
 import torch
-from scipy.io.matlab import MatReadError
+from scipy.io.matlab import MatReadError, matfile_version
 from torch import nn
 
 from pipeline.checkpoint import CheckpointError
@@ -39,9 +39,9 @@ VARIABLES = {"codebook": ("codebook0",), "whitening": ("M", "P"), "normalization
 def read_mat(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The named variables of a MATLAB v5/v7 .mat file; CheckpointError naming the file and what is wrong."""
     try:
+        if matfile_version(path)[0] == 2:  # MAT v7.3, an HDF5 file
+            raise CheckpointError(f"{path} is a MATLAB v7.3 (HDF5) file; scipy.io reads v5 and v7 files only")
         mat = scipy.io.loadmat(path)
-    except NotImplementedError:
-        raise CheckpointError(f"{path} is a MATLAB v7.3 (HDF5) file; scipy.io reads v5 and v7 files only") from None
     except (MatReadError, ValueError, OSError, TypeError) as e:
         raise CheckpointError(f"{path} is not a readable .mat file ({e})") from None
     missing = [name for name in names if name not in mat]

@@ -13,6 +13,7 @@ download URL.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -48,6 +49,16 @@ class MetricUnavailable(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def score_or_reason(metric, x: torch.Tensor) -> float | str:
+    """A pyiqa metric's score of one image, or why it has none: NIQE's covariance of a flat image's features is
+    singular, and a score can come out non-finite."""
+    try:
+        value = float(metric(x).item())
+    except torch.linalg.LinAlgError:
+        return "the covariance of its features is singular (a flat image)"
+    return value if math.isfinite(value) else f"its score is {value}"
 
 
 def require_file(path: str | os.PathLike, how: str) -> None:

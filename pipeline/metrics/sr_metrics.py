@@ -14,7 +14,6 @@ protocol) on RGB.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -25,6 +24,7 @@ from pipeline.metrics.pyiqa_metrics import (
     Y_CHANNEL,
     MetricUnavailable,
     create_metric,
+    score_or_reason,
 )
 from pipeline.metrics.ssim import ssim_rgb, ssim_y
 from pipeline.tensor_image import to_tensor
@@ -60,11 +60,8 @@ class SRMetrics:
     def niqe(self, x: torch.Tensor) -> float | str:
         if min(x.shape[-2:]) < NIQE_MIN_SIZE:
             return NA
-        try:
-            value = float(self.metrics["niqe"](x).item())
-        except torch.linalg.LinAlgError:  # raised for a flat image, whose covariance of features is singular
-            return NA
-        return value if math.isfinite(value) else NA
+        value = score_or_reason(self.metrics["niqe"], x)
+        return NA if isinstance(value, str) else value
 
     @torch.no_grad()
     def __call__(self, sr: np.ndarray, hr: np.ndarray) -> dict[str, float | str]:
